@@ -1,0 +1,1 @@
+"""meteolens app: the command-line interface and the Streamlit dashboard."""

@@ -1,0 +1,57 @@
+"""Georeferencing helpers: CF grid mappings and 2-D latitude/longitude for projected grids.
+
+Public API: ``attach_projection``, ``lat_lon_grid``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from pyproj import CRS, Transformer
+
+
+def attach_projection(ds: xr.Dataset, crs: CRS | str, *, x: np.ndarray, y: np.ndarray) -> xr.Dataset:
+    """Give a ``(y, x)`` dataset its projection coordinates, a CF ``crs`` variable and 2-D lat/lon.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Data variables with trailing dims ``(y, x)``.
+    crs : pyproj.CRS or str
+        The grid's projection (anything ``pyproj.CRS.from_user_input`` accepts).
+    x, y : ndarray
+        Cell-centre projection coordinates in metres (or degrees for geographic CRSs), 1-D.
+
+    Returns
+    -------
+    Dataset
+        With ``x``/``y`` coords (units from the CRS), 2-D ``lat``/``lon`` (degrees), a scalar
+        ``crs`` variable holding ``crs.to_cf()`` plus ``crs_wkt``, and ``grid_mapping="crs"`` on
+        every data variable.
+    """
+    crs = CRS.from_user_input(crs)
+    lat, lon = lat_lon_grid(crs, x, y)
+    units = crs.axis_info[0].unit_name if crs.axis_info else "m"
+    units = {"metre": "m", "degree": "degrees"}.get(units, units)
+    ds = ds.assign_coords(
+        x=("x", np.asarray(x, dtype="float64"), {"units": units, "standard_name": "projection_x_coordinate"}),
+        y=("y", np.asarray(y, dtype="float64"), {"units": units, "standard_name": "projection_y_coordinate"}),
+        lat=(("y", "x"), lat, {"units": "degrees_north", "standard_name": "latitude"}),
+        lon=(("y", "x"), lon, {"units": "degrees_east", "standard_name": "longitude"}),
+    )
+    cf = {k: v for k, v in crs.to_cf().items() if v is not None}
+    cf.setdefault("crs_wkt", crs.to_wkt())
+    ds["crs"] = xr.DataArray(np.int32(0), attrs=cf)
+    for name in ds.data_vars:
+        if name != "crs":
+            ds[name].attrs["grid_mapping"] = "crs"
+    return ds
+
+
+def lat_lon_grid(crs: CRS | str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2-D latitude and longitude (degrees, float32) of the cell centres ``(y, x)`` of a projected grid."""
+    crs = CRS.from_user_input(crs)
+    xx, yy = np.meshgrid(np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"))
+    to_geo = Transformer.from_crs(crs, crs.geodetic_crs or "EPSG:4326", always_xy=True)
+    lon, lat = to_geo.transform(xx, yy)
+    return lat.astype("float32"), lon.astype("float32")

@@ -1,0 +1,61 @@
+"""The small protocols every model family satisfies.
+
+Models map tensors described by their coordinates; rollouts, device placement, batching and
+storage live in the job layer (:mod:`engine.jobs`), never in model files.
+
+Public API: ``ForecastModel``, ``Nowcaster``, ``Downscaler``, ``models``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from typing_extensions import Self
+
+Coords = OrderedDict[str, np.ndarray]
+
+
+@runtime_checkable
+class ForecastModel(Protocol):
+    """Advance a global state by one model step (dynamical core or pretrained network)."""
+
+    def input_coords(self) -> Coords:
+        """Coordinates of the state the model expects (``variable``, ``lat``, ``lon``...)."""
+        ...
+
+    def output_coords(self, input_coords: Coords) -> Coords:
+        """Coordinates of one step's output; raises ``CoordError`` if ``input_coords`` do not fit."""
+        ...
+
+    def __call__(self, x: torch.Tensor, coords: Coords) -> tuple[torch.Tensor, Coords]:
+        """One step: state ``x`` with ``coords`` → next state and its coords."""
+        ...
+
+    def to(self, device: torch.device) -> Self: ...
+
+
+@runtime_checkable
+class Nowcaster(Protocol):
+    """Extrapolate the last radar frames ``(time, y, x)`` in mm/h to ``n_steps`` future frames."""
+
+    def __call__(self, frames: torch.Tensor, n_steps: int) -> torch.Tensor:
+        """``frames``: ``(time, y, x)`` (or ``(batch, time, y, x)``) → ``(n_steps, y, x)`` (plus member/batch dims)."""
+        ...
+
+
+@runtime_checkable
+class Downscaler(Protocol):
+    """Map a coarse field onto a fine grid, using fine-grid terrain."""
+
+    def __call__(self, coarse: torch.Tensor, coarse_coords: Coords, fine_coords: Coords) -> torch.Tensor: ...
+
+
+#: Every model that a job can name, by family-qualified name (``"nowcast/steps"``, ``"global/swm"``).
+models: Registry[type] = Registry("model")

@@ -1,0 +1,1 @@
+"""meteolens verification: pure metrics on xarray, station matching, Foehn diagnosis, radar quality."""
