@@ -49,9 +49,14 @@ def attach_projection(ds: xr.Dataset, crs: CRS | str, *, x: np.ndarray, y: np.nd
 
 
 def lat_lon_grid(crs: CRS | str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2-D latitude and longitude (degrees, float32) of the cell centres ``(y, x)`` of a projected grid."""
+    """2-D WGS 84 latitude and longitude (degrees, float32) of the cell centres ``(y, x)`` of a grid.
+
+    Always WGS 84 (EPSG:4326), never the CRS's own geodetic datum: for a rotated pole that datum
+    is the *rotated* sphere, and for national grids (CH1903, RD) it is offset by up to ~100 m,
+    while stations and map overlays are in WGS 84.
+    """
     crs = CRS.from_user_input(crs)
     xx, yy = np.meshgrid(np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"))
-    to_geo = Transformer.from_crs(crs, crs.geodetic_crs or "EPSG:4326", always_xy=True)
+    to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon, lat = to_geo.transform(xx, yy)
     return lat.astype("float32"), lon.astype("float32")
