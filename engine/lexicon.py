@@ -65,6 +65,8 @@ VARIABLES: dict[str, Variable] = {
         _v("orography", "m", "surface_altitude", "Terrain height"),
         _v("land_sea_mask", "1", "land_binary_mask", "Land-sea mask"),
         _v("land_sea_fraction", "1", "land_area_fraction", "Land fraction"),
+        # NCL landsea.nc classes: 0 ocean, 1 land, 2 lake, 3 small island, 4 ice shelf (flag_values in attrs)
+        _v("land_sea_class", "1", "area_type", "Land-sea class"),
     )
 }
 
