@@ -151,7 +151,9 @@ def open_any(
         missing = [v for v in variables if v not in ds.data_vars]
         if missing:
             raise VariableNotFoundError(p, f"no variable {', '.join(missing)}; has {', '.join(map(str, ds.data_vars))}")
-        ds = ds[list(variables)]
+        # Keep the grid-mapping variables the selection refers to (the CF ``crs``).
+        mappings = {ds[v].attrs["grid_mapping"] for v in variables if "grid_mapping" in ds[v].attrs}
+        ds = ds[list(variables) + sorted(m for m in mappings if m in ds)]
     ds.attrs.setdefault("source_files", str(p))
     ds.attrs.setdefault("reader", name)
     return ds
