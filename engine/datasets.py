@@ -205,13 +205,14 @@ def open_dataset(name: str, data_root: Path | None, *, variables: Sequence[str] 
         return open_any(paths[0], format=ds_meta.format, variables=variables)
     if ds_meta.combine == "time":
         return open_many(paths, format=ds_meta.format, variables=variables)
-    parts = [open_any(p, format=ds_meta.format) for p in paths]
     if ds_meta.combine == "merge":
-        ds = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
+        ds = xr.merge([open_any(p, format=ds_meta.format) for p in paths], compat="override",
+                      combine_attrs="drop_conflicts")
     elif ds_meta.combine == "stations":
-        # Each hourly file reports a different set of stations: align on the union.
-        ds = xr.concat(parts, dim="time", join="outer", data_vars="minimal", coords="minimal", compat="override",
-                       combine_attrs="drop_conflicts")
+        from engine.readers.stations import open_station_reports
+
+        # Each hourly file reports a different set of stations: the reader aligns them.
+        ds = open_station_reports(paths)
     else:
         raise StorageError(f"{CATALOGUE_FILE}: dataset {name!r} has unknown combine {ds_meta.combine!r}")
     if variables:

@@ -121,13 +121,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from app.cli.progress import ProgressBar
+    from app.cli.progress import TextProgress
 
     settings = Settings.from_env()
     root = args.to or settings.data_root or Path("../shared/data")
-    bar = ProgressBar("fetch", enabled=not args.json)
-    report = datasets.fetch(args.names or None, root.expanduser().resolve(), mirror=args.mirror, progress=bar)
-    bar.close()
+    bar = TextProgress()
+    try:
+        report = datasets.fetch(args.names or None, root.expanduser().resolve(), mirror=args.mirror, progress=bar)
+    finally:
+        bar.close()
     if args.json:
         json.dump({"data_root": str(root), "downloaded": report.downloaded, "present": report.present}, sys.stdout)
         print()
