@@ -1,1 +1,99 @@
-"""meteolens verification: pure metrics on xarray, station matching, Foehn diagnosis, radar quality."""
+"""meteolens verification: pure metrics on xarray, station matching, Foehn diagnosis, radar quality.
+
+The metrics (:mod:`verification.metrics`) need only numpy, xarray, pandas and scipy. Every
+score takes ``fcst, obs`` positionally and the keyword-only ``reduce_dims`` /
+``preserve_dims`` / ``weights`` (plus ``skipna`` where meaningful); by default all dims are
+reduced. Dim handling lives in :mod:`verification._dims`.
+
+Public API
+----------
+Continuous
+    ``bias``, ``mae``, ``mse``, ``rmse``, ``correlation``, ``acc`` (anomaly correlation,
+    centred or uncentred), ``latitude_weights``
+Categorical (event = value >= threshold)
+    ``contingency_table``, ``ContingencyTable`` (``update`` / ``merge`` / ``compute``),
+    ``scores_from_table``, ``pod``, ``far``, ``csi``, ``ets``, ``hss``, ``frequency_bias``,
+    ``CATEGORICAL_SCORES``
+Spatial
+    ``fss`` (fractions skill score), ``sal`` (structure, amplitude, location),
+    ``power_spectrum`` (radially averaged), ``displacement`` (phase correlation)
+Ensemble and probability
+    ``crps_ensemble``, ``rank_histogram``, ``spread_skill``, ``brier_score``, ``reliability``
+Stations (:mod:`verification.stations`)
+    ``match_to_stations``, ``score_table``, ``wind_direction_error``, ``vector_wind_error``,
+    ``STANDARD_LAPSE_RATE``
+Radar quality (:mod:`verification.radar_quality`, imported on demand)
+    ``assess_frame``, ``assess_sequence``, ``QualityConfig``, ``QualityReport``, ``ATTRIBUTES``
+"""
+
+from __future__ import annotations
+
+from verification.metrics import (
+    CATEGORICAL_SCORES,
+    ContingencyTable,
+    acc,
+    bias,
+    brier_score,
+    contingency_table,
+    correlation,
+    crps_ensemble,
+    csi,
+    displacement,
+    ets,
+    far,
+    frequency_bias,
+    fss,
+    hss,
+    latitude_weights,
+    mae,
+    mse,
+    pod,
+    power_spectrum,
+    rank_histogram,
+    reliability,
+    rmse,
+    sal,
+    scores_from_table,
+    spread_skill,
+)
+from verification.stations import (
+    STANDARD_LAPSE_RATE,
+    match_to_stations,
+    score_table,
+    vector_wind_error,
+    wind_direction_error,
+)
+
+__all__ = [
+    "CATEGORICAL_SCORES",
+    "STANDARD_LAPSE_RATE",
+    "ContingencyTable",
+    "acc",
+    "bias",
+    "brier_score",
+    "contingency_table",
+    "correlation",
+    "crps_ensemble",
+    "csi",
+    "displacement",
+    "ets",
+    "far",
+    "frequency_bias",
+    "fss",
+    "hss",
+    "latitude_weights",
+    "mae",
+    "match_to_stations",
+    "mse",
+    "pod",
+    "power_spectrum",
+    "rank_histogram",
+    "reliability",
+    "rmse",
+    "sal",
+    "score_table",
+    "scores_from_table",
+    "spread_skill",
+    "vector_wind_error",
+    "wind_direction_error",
+]
