@@ -17,7 +17,7 @@ from engine.registry import Registry
 
 if TYPE_CHECKING:
     import torch
-    from typing_extensions import Self
+    from typing import Self
 
 Coords = OrderedDict[str, np.ndarray]
 

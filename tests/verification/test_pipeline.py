@@ -1,0 +1,365 @@
+"""The verification pipeline on real sample data: radar nowcasts, a global z500 run, a station.
+
+The nowcast runs are built here from four MeteoSwiss frames of 2015-05-15 (16:30 to 16:45 UTC):
+an "extrapolation-like" run (the observed frames at the valid times, shifted 3 km east), and a
+three-member ensemble (shifts of -2, 0, +2 km). Every score the pipeline writes must equal a
+direct call of the metric function on the same fields, exactly: the pipeline only chooses what
+to compare. The reference is given as files (four frames) to keep the tests fast; the CLI tests
+use the dataset name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from engine import datasets
+from engine.config import Settings
+from engine.errors import CoordError, UnknownNameError
+from engine.readers import open_any
+from engine.storage.catalog import Catalog, UnknownRunError
+from engine.storage.zarr_store import write_run_store
+from verification.metrics import (
+    acc,
+    bias,
+    crps_ensemble,
+    csi,
+    ets,
+    far,
+    frequency_bias,
+    fss,
+    latitude_weights,
+    mae,
+    pod,
+    rmse,
+    spread_skill,
+)
+from verification.pipeline import (
+    VerificationError,
+    VerifyOptions,
+    baseline_run_id,
+    regrid_latlon,
+    score_fields,
+    summary_table,
+    verify_run,
+    windows_from_km,
+)
+
+INIT = pd.Timestamp("2015-05-15T16:30")
+LEADS = pd.to_timedelta([5, 10, 15], unit="min")
+
+
+def _value(scores: pd.DataFrame, run_id: str, metric: str, lead: pd.Timedelta, threshold=None, scale=None) -> float:
+    sel = (scores["run_id"] == run_id) & (scores["metric"] == metric) & (scores["lead_time"] == lead)
+    sel &= scores["threshold"].isna() if threshold is None else scores["threshold"] == threshold
+    sel &= scores["scale"].isna() if scale is None else scores["scale"] == scale
+    sel &= scores["region"].isna()
+    rows = scores[sel]
+    assert len(rows) == 1, (run_id, metric, lead, threshold, scale, len(rows))
+    return float(rows["value"].iloc[0])
+
+
+def write_nowcast(settings: Settings, run_id: str, fields: list[xr.DataArray], template: xr.Dataset) -> None:
+    """Store ``fields`` (one per lead, each (y, x) or (member, y, x)) as a catalogued nowcast run."""
+    lead_fields = xr.concat(fields, dim=xr.DataArray(LEADS.values, dims=["lead_time"], name="lead_time"))
+    if "member" in lead_fields.dims:
+        lead_fields = lead_fields.transpose("lead_time", "member", "y", "x")
+    ds = lead_fields.to_dataset(name="precip_rate")
+    ds = ds.assign_coords(init_time=INIT.to_datetime64(), valid_time=("lead_time", (INIT + LEADS).values))
+    ds["crs"] = template["crs"]
+    ds["precip_rate"].attrs = {**template["precip_rate"].attrs, "grid_mapping": "crs"}
+    path = settings.runs_dir / f"{run_id}.zarr"
+    write_run_store(ds, path, provenance={"model": "test", "init_time": INIT})
+    Catalog(settings.catalog_path).register_run(run_id, "test-shift", "nowcast", "mch", INIT, {}, "succeeded", path)
+
+
+@pytest.fixture(scope="module")
+def radar(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A store with the nowcast runs, the observed frames and the four reference files."""
+    meta = datasets.get("mch-2015-05-15")
+    paths = meta.paths(data_root)[9:13]  # 16:30, 16:35, 16:40, 16:45
+    opened = [open_any(p, format=meta.format) for p in paths]
+    assert pd.Timestamp(opened[0]["time"].values[0]) == INIT
+    obs = [ds["precip_rate"].isel(time=0, drop=True).drop_vars(["lat", "lon"]) for ds in opened]
+    settings = Settings(data_root=data_root, store_root=tmp_path_factory.mktemp("verify-store"))
+
+    def shifted(da: xr.DataArray, px: int) -> xr.DataArray:
+        return da.copy(data=np.roll(da.values, px, axis=-1))
+
+    write_nowcast(settings, "shifted", [shifted(o, 3) for o in obs[1:]], opened[0])
+    members = [xr.concat([shifted(o, s) for s in (-2, 0, 2)], dim="member") for o in obs[1:]]
+    members = [m.assign_coords(member=[0, 1, 2]) for m in members]
+    write_nowcast(settings, "ensemble", members, opened[0])
+    return {
+        "settings": settings,
+        "catalog": Catalog(settings.catalog_path),
+        "files": [str(p) for p in paths],
+        "obs": obs,
+        "fcst": [shifted(o, 3) for o in obs[1:]],
+        "members": members,
+        "template": opened[0],
+    }
+
+
+@pytest.fixture(scope="module")
+def shifted_result(radar: dict):
+    return verify_run(radar["catalog"], "shifted", radar["files"], data_root=radar["settings"].data_root)
+
+
+def test_nowcast_scores_equal_direct_metric_calls(radar: dict, shifted_result) -> None:
+    scores = shifted_result.scores
+    assert shifted_result.case == "grid" and shifted_result.variable == "precip_rate"
+    assert shifted_result.reference.startswith("files:")
+    for k, lead in enumerate(LEADS):
+        f, o = radar["fcst"][k], radar["obs"][k + 1]
+        for thr in (0.1, 1.0, 5.0):
+            for name, func in (
+                ("csi", csi),
+                ("pod", pod),
+                ("far", far),
+                ("ets", ets),
+                ("frequency_bias", frequency_bias),
+            ):
+                assert _value(scores, "shifted", name, lead, thr) == float(func(f, o, threshold=thr))
+        for thr in (1.0, 5.0):
+            for win in (1, 5, 11, 21):
+                assert _value(scores, "shifted", "fss", lead, thr, win) == float(fss(f, o, threshold=thr, window=win))
+        for name, func in (("rmse", rmse), ("mae", mae), ("bias", bias)):
+            assert _value(scores, "shifted", name, lead) == float(func(f, o))
+    # the FSS grows with the window and CSI falls with the threshold, as a 3 km shift must give
+    lead = LEADS[0]
+    assert _value(scores, "shifted", "fss", lead, 1.0, 1) < _value(scores, "shifted", "fss", lead, 1.0, 21)
+    assert _value(scores, "shifted", "csi", lead, 0.1) > _value(scores, "shifted", "csi", lead, 5.0)
+    # no ensemble metric for a deterministic run, no FSS at 0.1 mm/h by default
+    assert "crps" not in set(scores["metric"])
+    assert not ((scores["metric"] == "fss") & (scores["threshold"] == 0.1)).any()
+
+
+def test_scores_are_in_the_catalogue(radar: dict, shifted_result) -> None:
+    stored = radar["catalog"].scores("shifted")
+    mine = shifted_result.scores[shifted_result.scores["run_id"] == "shifted"]
+    assert len(stored) == len(mine) == 3 * (5 * 3 + 2 * 4 + 3)
+    assert set(stored["reference"]) == {shifted_result.reference}
+    merged = stored.merge(mine, on=["metric", "lead_time", "threshold", "scale"], suffixes=("_db", ""))
+    assert len(merged) == len(mine)
+    np.testing.assert_array_equal(merged["value_db"].to_numpy(), merged["value"].to_numpy())
+
+
+def test_persistence_baseline(radar: dict, shifted_result) -> None:
+    cat = radar["catalog"]
+    bid = baseline_run_id("shifted")
+    assert shifted_result.baseline_run_id == bid == "shifted.persistence"
+    rec = cat.get_run(bid)
+    assert (rec.model, rec.kind, rec.status, rec.path) == ("persistence", "nowcast", "succeeded", None)
+    assert rec.parameters["baseline_of"] == "shifted" and rec.init_time == INIT
+    base = cat.scores(bid)
+    assert set(base["reference"]) == {shifted_result.reference}
+    held = radar["obs"][0]  # the 16:30 frame, held over every lead time
+    for k, lead in enumerate(LEADS):
+        o = radar["obs"][k + 1]
+        assert _value(base, bid, "csi", lead, 1.0) == float(csi(held, o, threshold=1.0))
+        assert _value(base, bid, "fss", lead, 5.0, 11) == float(fss(held, o, threshold=5.0, window=11))
+        assert _value(base, bid, "rmse", lead) == float(rmse(held, o))
+    # persistence loses skill with lead time
+    assert _value(base, bid, "csi", LEADS[0], 1.0) > _value(base, bid, "csi", LEADS[-1], 1.0)
+
+
+def test_ensemble_scores_use_members_and_mean(radar: dict) -> None:
+    result = verify_run(
+        radar["catalog"],
+        "ensemble",
+        radar["files"],
+        data_root=radar["settings"].data_root,
+        options=VerifyOptions(metrics=("csi", "rmse", "crps", "spread_skill"), thresholds=(1.0,), persistence=False),
+    )
+    assert result.baseline_run_id is None
+    for k, lead in enumerate(LEADS):
+        ens, o = radar["members"][k], radar["obs"][k + 1]
+        mean = ens.mean("member")
+        assert _value(result.scores, "ensemble", "crps", lead) == float(crps_ensemble(ens, o))
+        assert _value(result.scores, "ensemble", "csi", lead, 1.0) == float(csi(mean, o, threshold=1.0))
+        assert _value(result.scores, "ensemble", "rmse", lead) == float(rmse(mean, o))
+        assert _value(result.scores, "ensemble", "spread_skill", lead) == float(spread_skill(ens, o)["ratio"])
+    assert set(result.scores["metric"]) == {"csi", "rmse", "crps", "spread_skill"}
+
+
+def test_dask_chunked_input_gives_the_same_scores(radar: dict) -> None:
+    fcst = xr.concat(radar["members"], dim=xr.DataArray(LEADS.values, dims=["lead_time"], name="lead_time"))
+    obs = xr.concat(radar["obs"][1:], dim=xr.DataArray(LEADS.values, dims=["lead_time"], name="lead_time"))
+    kw = {"metrics": ["csi", "far", "fss", "rmse", "bias", "crps"], "thresholds": (0.1, 5.0), "windows": (3, 9)}
+    in_memory = score_fields(fcst, obs, **kw)
+    chunked = score_fields(
+        fcst.chunk({"lead_time": 1, "member": 1, "y": 160}), obs.chunk({"lead_time": 1, "x": 200}), **kw
+    )
+    assert fcst.chunk({"lead_time": 1}).chunks is not None
+    pd.testing.assert_frame_equal(in_memory, chunked, check_exact=True)
+    assert len(in_memory) == 3 * (2 * 2 + 2 * 2 + 3)
+
+
+def test_reference_must_hold_every_valid_time(radar: dict) -> None:
+    with pytest.raises(VerificationError, match=r"no frame at 1 valid time.*2015-05-15 16:45"):
+        verify_run(radar["catalog"], "shifted", radar["files"][:3], data_root=None, write=False)
+
+
+def test_mismatched_grid_is_refused(radar: dict) -> None:
+    settings = radar["settings"]
+    cropped = [f.isel(y=slice(100, 300), x=slice(200, 400)) for f in radar["fcst"]]
+    write_nowcast(settings, "cropped", cropped, radar["template"].isel(y=slice(100, 300), x=slice(200, 400)))
+    with pytest.raises(CoordError, match=r"grid \{'y': 640, 'x': 710\} differs from run cropped's"):
+        verify_run(radar["catalog"], "cropped", radar["files"], data_root=None, write=False)
+
+
+def test_bad_options_and_unknown_run(radar: dict) -> None:
+    with pytest.raises(UnknownNameError, match="unknown metric 'csii'"):
+        VerifyOptions(metrics=("csi", "csii"))
+    with pytest.raises(VerificationError, match="thresholds: 'heavy' is not a number"):
+        VerifyOptions(thresholds=("1", "heavy"))
+    with pytest.raises(VerificationError, match="windows: 2.5 is not a positive whole number"):
+        VerifyOptions(windows=(2.5,))
+    with pytest.raises(UnknownRunError, match="unknown run 'nope'"):
+        verify_run(radar["catalog"], "nope", radar["files"], data_root=None)
+    with pytest.raises(VerificationError, match="need an ensemble"):
+        verify_run(
+            radar["catalog"], "shifted", radar["files"], data_root=None, options=VerifyOptions(metrics=("crps",))
+        )
+
+
+def test_windows_from_km_and_summary_table(shifted_result) -> None:
+    assert windows_from_km([1, 5, 10, 20], 1.0) == (1, 5, 11, 21)
+    assert windows_from_km([10], 2.0) == (5,)
+    table = summary_table(shifted_result.scores[shifted_result.scores["run_id"] == "shifted"])
+    assert list(table.index) == [5.0, 10.0, 15.0]
+    assert "csi@1" in table.columns and "fss@5/11" in table.columns and "rmse" in table.columns
+
+
+# ---------------------------------------------------------------------------- global z500
+
+
+@pytest.fixture(scope="module")
+def era5(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A persistence-style ensemble z500 run built from the ERA5 analyses themselves."""
+    analysis = datasets.open_dataset("era5-ensemble-2017-01", data_root)["z500"].load()
+    t0 = analysis["time"].values[0]
+    leads = pd.to_timedelta([0, 12, 24, 36], unit="h")
+    start = analysis.isel(time=0, drop=True).transpose("member", "lat", "lon")
+    z = np.stack([start.values] * len(leads))
+    ds = xr.Dataset(
+        {"z500": (("lead_time", "member", "lat", "lon"), z, analysis.attrs)},
+        coords={
+            "lead_time": leads.values,
+            "member": start["member"].values,
+            "lat": start["lat"].values,
+            "lon": start["lon"].values,
+            "init_time": t0,
+            "valid_time": ("lead_time", t0 + leads.values),
+        },
+    )
+    settings = Settings(data_root=data_root, store_root=tmp_path_factory.mktemp("z500-store"))
+    cat = Catalog(settings.catalog_path)
+    path = write_run_store(ds, settings.runs_dir / "z500.zarr", provenance={"model": "persistence-test"})
+    cat.register_run("z500", "persistence-test", "global", "global", t0, {}, "succeeded", path)
+    coarse = ds.isel(lat=slice(0, None, 2), lon=slice(0, None, 2))  # 6 deg, nodes shared with the 3 deg analysis
+    path = write_run_store(coarse, settings.runs_dir / "z500-coarse.zarr", provenance={"model": "coarse-test"})
+    cat.register_run("z500-coarse", "coarse-test", "global", "global", t0, {}, "succeeded", path)
+    return {"catalog": cat, "settings": settings, "analysis": analysis, "leads": leads}
+
+
+def test_gridded_z500_against_era5(era5: dict) -> None:
+    result = verify_run(era5["catalog"], "z500", "era5-ensemble-2017-01", data_root=era5["settings"].data_root)
+    scores, leads = result.scores, era5["leads"]
+    assert result.case == "latlon" and result.reference == "dataset:era5-ensemble-2017-01"
+    assert set(scores["metric"]) >= {"rmse", "bias", "acc", "crps", "spread", "rmse_ensemble_mean", "spread_skill"}
+    # lead 0 is the analysis itself: no error, perfect anomaly correlation
+    assert _value(scores, "z500", "rmse", leads[0]) == 0.0
+    assert _value(scores, "z500", "bias", leads[0]) == 0.0
+    assert _value(scores, "z500", "acc", leads[0]) == pytest.approx(1.0, abs=1e-12)
+    truth = era5["analysis"].mean("member")
+    w = latitude_weights(truth["lat"])
+    fc = era5["analysis"].isel(time=0, drop=True).mean("member")
+    for k, lead in enumerate(leads):
+        o = truth.isel(time=k, drop=True)
+        assert _value(scores, "z500", "rmse", lead) == pytest.approx(float(rmse(fc, o, weights=w)), rel=1e-6)
+    # persistence error grows over 36 h (hundreds of m2 s-2 of z500), the baseline equals the run
+    errors = [_value(scores, "z500", "rmse", lead) for lead in leads]
+    assert errors[1] > 100.0 and errors[3] > errors[1]
+    assert _value(scores, "z500.persistence", "rmse", leads[2]) == _value(scores, "z500", "rmse", leads[2])
+    clim = datasets.open_dataset("era-interim-climatology", era5["settings"].data_root)["z500"].sel(month=1)
+    clim = regrid_latlon(clim, truth["lat"].values, truth["lon"].values)
+    o = truth.isel(time=2, drop=True)
+    expected = float(acc(fc, o, climatology=clim.values, centred=False, weights=w))
+    assert _value(scores, "z500", "acc", leads[2]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_analysis_is_regridded_to_a_coarser_run(era5: dict) -> None:
+    result = verify_run(
+        era5["catalog"],
+        "z500-coarse",
+        "era5-ensemble-2017-01",
+        data_root=era5["settings"].data_root,
+        options=VerifyOptions(metrics=("rmse", "bias"), persistence=False),
+        write=False,
+    )
+    assert any("interpolated bilinearly" in n for n in result.notes)
+    # the 6 deg nodes are 3 deg nodes: interpolation returns the analysis there
+    assert _value(result.scores, "z500-coarse", "rmse", era5["leads"][0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_regrid_latlon_wraps_the_date_line() -> None:
+    lon = np.arange(0.0, 360.0, 3.0)
+    lat = np.array([-3.0, 0.0, 3.0])
+    field = xr.DataArray(np.tile(lon, (3, 1)), dims=("lat", "lon"), coords={"lat": lat, "lon": lon})
+    out = regrid_latlon(field, [0.0, 1.5], [-1.5, 1.5, 358.5 - 360.0 + 0.0])
+    # -1.5 deg lies between 357 (value 357) and 360 = 0 (value 0): the mean, not NaN
+    np.testing.assert_allclose(out.values[:, 0], [178.5, 178.5])
+    np.testing.assert_allclose(out.values[:, 1], [1.5, 1.5])
+
+
+# ---------------------------------------------------------------------------- stations
+
+
+def test_station_verification_and_point_forecasts(data_root: Path, tmp_path: Path) -> None:
+    station = datasets.open_dataset("foehn-ellboegen", data_root)
+    t0 = pd.Timestamp("2016-04-10T12:00")
+    leads = pd.to_timedelta([0, 1, 2], unit="h")
+    obs = station["t2m"].sel(time=t0 + leads).values.astype(float)
+    assert np.isfinite(obs).all()
+    lat, lon = np.arange(46.5, 48.01, 0.25), np.arange(10.5, 12.51, 0.25)
+    # a uniform field 1 K warmer than the observation: bias +1 K and RMSE 1 K at the station
+    t2m = (obs + 1.0)[:, None, None] * np.ones((3, lat.size, lon.size))
+    ds = xr.Dataset(
+        {"t2m": (("lead_time", "lat", "lon"), t2m.astype("float32"), {"units": "K"})},
+        coords={"lead_time": leads.values, "lat": lat, "lon": lon, "init_time": t0.to_datetime64()},
+    )
+    settings = Settings(data_root=data_root, store_root=tmp_path)
+    cat = Catalog(settings.catalog_path)
+    path = write_run_store(ds, settings.runs_dir / "t2m.zarr", provenance={"model": "warm"})
+    cat.register_run("t2m", "warm", "regional", "tyrol", t0, {}, "succeeded", path)
+    result = verify_run(cat, "t2m", "foehn-ellboegen", data_root=data_root)
+    assert result.case == "stations" and result.reference == "dataset:foehn-ellboegen"
+    stored = cat.scores("t2m")
+    per_station = stored[stored["region"] == "station:Ellboegen"]
+    assert len(per_station) == 3 * 3
+    for lead in leads:
+        rows = per_station[per_station["lead_time"] == lead].set_index("metric")["value"]
+        assert rows["bias"] == pytest.approx(1.0, abs=1e-4)
+        assert rows["mae"] == pytest.approx(1.0, abs=1e-4)
+        assert rows["rmse"] == pytest.approx(1.0, abs=1e-4)
+    assert len(stored[stored["region"].isna()]) == 3 * 3  # all stations together
+    points = cat.point_forecasts("t2m")
+    assert list(points["station_id"].unique()) == ["Ellboegen"]
+    np.testing.assert_allclose(points.sort_values("lead_time")["value"].to_numpy(), obs + 1.0, atol=1e-4)
+    assert cat.stations()["station_id"].tolist() == ["Ellboegen"]
+    # persistence at the station: the 12 UTC observation held; its bias is obs(t0) - obs(t0 + lead)
+    assert result.baseline_run_id == "t2m.persistence"
+    base = cat.scores("t2m.persistence", metric="bias", region="station:Ellboegen").sort_values("lead_time")
+    np.testing.assert_allclose(base["value"].to_numpy(), obs[0] - obs, atol=1e-4)
+    # the station's hourly series has no 5-minute valid times
+    with pytest.raises(VerificationError, match="no observation at"):
+        ds2 = ds.assign_coords(lead_time=pd.to_timedelta([0, 5, 10], unit="min").values)
+        path2 = write_run_store(ds2, settings.runs_dir / "t2m-5min.zarr", provenance={"model": "warm"})
+        cat.register_run("t2m-5min", "warm", "regional", "tyrol", t0, {}, "succeeded", path2)
+        verify_run(cat, "t2m-5min", "foehn-ellboegen", data_root=data_root, write=False)
