@@ -16,8 +16,9 @@ import numpy as np
 from engine.registry import Registry
 
 if TYPE_CHECKING:
-    import torch
     from typing import Self
+
+    import torch
 
 Coords = OrderedDict[str, np.ndarray]
 
