@@ -19,6 +19,8 @@ from engine.errors import WxError
 COMMANDS: tuple[str, ...] = (
     "app.cli.data",
     "app.cli.runs",
+    "app.cli.foehn",
+    "app.cli.downscale",
     "app.cli.verify",
     "app.cli.qa",
 )
