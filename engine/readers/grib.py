@@ -26,6 +26,7 @@ Public API: ``GribReader``, ``spectral_to_grid``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -287,7 +288,11 @@ class GribReader:
             raise FormatError(path, "not a GRIB file (does not start with 'GRIB')")
         _check_complete(path)
         try:
-            cubes = cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""})
+            with warnings.catch_warnings():
+                # cfgrib's own internal xr.merge triggers xarray's notice about a future default;
+                # the merge is cfgrib's, not ours, and users cannot act on it.
+                warnings.filterwarnings("ignore", category=FutureWarning, module="cfgrib")
+                cubes = cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""})
         except Exception as err:  # cfgrib/ecCodes raise many types on corrupt data
             raise FormatError(path, f"cfgrib could not read it: {type(err).__name__}: {err}") from err
         arrays: list[xr.DataArray] = []
