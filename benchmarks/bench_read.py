@@ -13,26 +13,14 @@ pysteps' importer, in the same process, and prints the ratio. Prints markdown ta
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import pyproj  # noqa: F401  (before ecCodes; see engine/__init__.py)
 import xarray as xr
+from timing import median_time
 
 from engine import datasets
 from engine.config import Settings
 from engine.readers import open_any
-
-
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """Median wall time in seconds of ``repeat`` calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def load(ds: xr.Dataset) -> xr.Dataset:
@@ -51,12 +39,13 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---|")
     for name, meta in datasets.load_catalogue().items():
         paths = meta.paths(root)
-        t_one, ds = timed(lambda p=paths[0], f=meta.format: load(open_any(p, format=f)), args.repeat)
+        ds = load(open_any(paths[0], format=meta.format))
+        t_one = median_time(lambda p=paths[0], f=meta.format: load(open_any(p, format=f)), args.repeat, warmup=False)
         shape = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
         whole = "-"
         # Whole-dataset time for multi-file sets that fit comfortably (not the 3.5 GB MRMS sequence).
         if len(paths) > 1 and name != "mrms-2019-06-10":
-            t_all, _ = timed(lambda n=name: load(datasets.open_dataset(n, root)), 1)
+            t_all = median_time(lambda n=name: load(datasets.open_dataset(n, root)), 1, warmup=False)
             whole = f"{t_all:.3f}"
         print(f"| {name} | {meta.format} | {len(paths)} | {t_one:.3f} | {whole} | {shape} |")
 
@@ -65,7 +54,8 @@ def main() -> None:
 
     mrms = datasets.get("mrms-2019-06-10").paths(root)[0]
     repeat = args.repeat + 2
-    t_ours, ours = timed(lambda: load(open_any(mrms)), repeat)
+    ours = load(open_any(mrms))
+    t_ours = median_time(lambda: load(open_any(mrms)), repeat, warmup=False)
     t_peer = pysteps_mrms_time(mrms, repeat)
     print()
     print(f"MRMS frame {mrms.name} ({ours['precip_rate'].shape[-2]} x {ours['precip_rate'].shape[-1]}), median of {repeat}:")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,20 +24,10 @@ import pandas as pd
 import pyproj  # noqa: F401  (before ecCodes; see engine/readers/grib.py)
 import tifffile
 import xarray as xr
+from timing import median_time
 
 from engine.config import Settings
 from engine.readers import open_any
-
-
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time (s) of ``repeat`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def cases(root: Path) -> list[tuple[str, str, Path, Callable[[Path], object]]]:

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyproj  # noqa: F401  (before ecCodes; see engine/__init__.py)
 from pyproj import CRS, Transformer
+from timing import median_time
 
 from engine.config import Settings
 from engine.readers import readers
@@ -54,17 +53,6 @@ for _ in range(int(sys.argv[2]) + 1):
     times.append(time.perf_counter() - t0)
 print(statistics.median(times[1:]))
 """
-
-
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time (s) of ``repeat`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def write_odim_from_fmi(fmi_path: Path, out: Path) -> Path:
