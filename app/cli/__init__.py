@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "app.cli.forecast",
     "app.cli.verify",
     "app.cli.qa",
+    "app.cli.app",
 )
 
 

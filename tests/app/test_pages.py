@@ -1,0 +1,198 @@
+"""AppTest runs of every page against the small real store (see conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
+TIMEOUT = 120
+
+
+def run_page(page: str, **params: str) -> AppTest:
+    """Run the app on ``page`` with URL query ``params``; fail on any exception."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def selectbox(at: AppTest, label: str):  # noqa: ANN201 (streamlit's element type)
+    matches = [s for s in at.selectbox if s.label == label]
+    assert matches, f"no selectbox {label!r}; have {[s.label for s in at.selectbox]}"
+    return matches[0]
+
+
+def test_home(app_env):
+    at = run_page("pages/home.py")
+    assert at.title[0].value == "meteolens"
+    runs, succeeded = (int(m.value) for m in at.metric[:2])
+    assert runs >= 3 and succeeded >= 3
+    assert not at.error
+
+
+def test_maps_restores_the_view_from_the_url(app_env):
+    at = run_page(
+        "pages/maps.py",
+        src="dataset:mch-2015-05-15",
+        var="precip_rate",
+        step="20",
+        proj="Orthographic",
+        box="6,10,45.5,48",
+    )
+    assert selectbox(at, "Run or dataset").value == "dataset:mch-2015-05-15"
+    assert selectbox(at, "Projection").value == "Orthographic"
+    assert at.select_slider[0].value == 20
+    assert at.text_input[0].value == "6,10,45.5,48"
+    assert not at.error
+    # The widgets write their state back: the URL still describes the view.
+    assert at.query_params["proj"] == "Orthographic"
+    assert at.query_params["step"] == "20"
+
+
+def test_maps_run_difference_against_analysis(app_env):
+    at = run_page(
+        "pages/maps.py", src="run:test-regional-msl", var="msl", cmp="dataset:blizzard-1996", proj="LambertConformal"
+    )
+    assert selectbox(at, "Difference against").value == "dataset:blizzard-1996"
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_maps_bad_extent_is_a_message_not_a_traceback(app_env):
+    at = run_page("pages/maps.py", src="dataset:era5-ensemble-2017-01", var="z500", box="10,5,40")
+    assert at.error and "extent" in at.error[0].value
+
+
+def test_maps_unknown_url_values_fall_back(app_env):
+    at = run_page("pages/maps.py", src="dataset:no-such-thing", proj="Nonsense", step="999")
+    assert selectbox(at, "Projection").value in ("PlateCarree", "Data grid")
+    assert not at.error
+
+
+def test_stations_foehn_and_wind(app_env):
+    at = run_page("pages/stations.py", station="ellboegen", svar="wind_speed", start="2016-04-01", end="2016-04-20")
+    assert selectbox(at, "Station").value == "ellboegen"
+    assert selectbox(at, "Variable").value == "wind_speed"
+    assert [t.label for t in at.tabs] == ["Time series", "Wind rose", "Foehn", "Scores"]
+    foehn_hours = [m for m in at.metric if m.label.startswith("Hours with Foehn")]
+    # 3-5 and 16-17 April 2016 are Foehn days at Ellboegen.
+    assert foehn_hours and int(foehn_hours[0].value) > 24
+    assert not at.error
+
+
+def test_stations_empty_period_is_a_message(app_env):
+    at = run_page("pages/stations.py", station="ellboegen", start="2016-04-15", end="2016-04-02")
+    assert at.error and "period is empty" in at.error[0].value
+
+
+def test_nowcast_loops_scores_and_quality(app_env):
+    at = run_page("pages/nowcast.py", run="test-persistence")
+    assert selectbox(at, "Nowcast run").value == "test-persistence"
+    assert selectbox(at, "Observed radar").value == "dataset:mch-2015-05-15"
+    assert any("Persistence keeps the rain area" in m.value for m in at.markdown)
+    assert [m.value for m in at.metric if m.label.startswith("Overall grade")] == ["3.0"]
+    assert not at.error
+
+
+def test_nowcast_loops_are_aligned_frame_for_frame(app_env):
+    import json
+
+    at = run_page("pages/nowcast.py", run="test-shifted", anim="1")
+    observed, forecast = (json.loads(c.proto.spec) for c in at.get("plotly_chart")[:2])
+    # Three lead times (5, 10, 15 min): both loops have a frame for each, at the same valid times.
+    assert len(observed["frames"]) == len(forecast["frames"]) == 3
+    assert "16:35 UTC" in observed["layout"]["title"]["text"]
+    assert "valid 2015-05-15 16:35 UTC" in forecast["layout"]["title"]["text"]
+
+
+def test_verification_scorecard(app_env):
+    at = run_page("pages/verification.py", kind="nowcast", metric="fss")
+    assert selectbox(at, "Metric").value == "fss"
+    assert selectbox(at, "Baseline").value == "nowcast/persistence"
+    assert any(s.value == "Scorecard" for s in at.subheader)
+    assert not at.info
+
+
+def _fill_downscale(at: AppTest, source: str) -> None:
+    fields = {t.label: t for t in at.text_input}
+    fields["input *"].input(source)
+    fields["variable *"].input("msl")
+    fields["domain"].input("30, 40, -105, -95")
+    fields["method"].input("bilinear")
+    {n.label: n for n in at.number_input}["resolution *"].set_value(1.0)
+    at.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_run_page_reports_bad_input_then_runs_a_job(app_env):
+    at = run_page("pages/run.py", job="downscale")
+    assert selectbox(at, "Job kind").value == "downscale"
+    assert selectbox(at, "device").value == "auto"
+    assert at.dataframe, "the runs table is shown"
+    _fill_downscale(at, "no-such-dataset")
+    assert at.error and "downscale job failed" in at.error[0].value and "no-such-dataset" in at.error[0].value
+    _fill_downscale(at, "blizzard-1996")
+    assert not at.error, [e.value for e in at.error]
+    assert at.success and "succeeded" in at.success[0].value
+    assert any("100.0 %" in c.value for c in at.code), "the job's progress log is shown"
+
+
+def test_cases_open_links(app_env):
+    at = run_page("pages/cases.py")
+    titles = [s.value for s in at.subheader]
+    assert "South Foehn in the Wipp valley" in titles
+    assert len(titles) == 6
+    assert not at.error
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "pages/home.py",
+        "pages/maps.py",
+        "pages/stations.py",
+        "pages/nowcast.py",
+        "pages/verification.py",
+        "pages/run.py",
+        "pages/cases.py",
+    ],
+)
+def test_every_page_opens_on_an_empty_store(page, tmp_path, monkeypatch, app_store):
+    import streamlit as st
+
+    monkeypatch.setenv("METEOLENS_STORE", str(tmp_path / "empty"))
+    monkeypatch.setenv("METEOLENS_DATA", str(app_store.data_root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = run_page(page)
+    assert not at.error, [e.value for e in at.error]
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_first_start_builds_the_demo_store_in_the_page(tmp_path, monkeypatch, app_store):
+    import streamlit as st
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[[stations]]\ndataset = "foehn-ellboegen"\nstation_id = "ellboegen"\nstart = "2016-04-01"\nend = "2016-04-02"\n'
+    )
+    monkeypatch.setenv("METEOLENS_STORE", str(tmp_path / "fresh"))
+    monkeypatch.setenv("METEOLENS_DATA", str(app_store.data_root))
+    monkeypatch.setenv("METEOLENS_APP_BUILD_DEMO", "1")
+    monkeypatch.setenv("METEOLENS_DEMO_PLAN", str(plan))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()  # the home page, as on a first visit
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.success and at.success[0].value.startswith("Demo store ready: 1 built")
+    assert [m.value for m in at.metric if m.label == "Stations"] == ["1"]
+    st.cache_data.clear()
+    st.cache_resource.clear()
