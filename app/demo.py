@@ -9,10 +9,12 @@ exists, so a second build is quick and an interrupted one resumes:
   fixed run id. Only job kinds registered in this installation are built; the others are
   reported as skipped with the reason (a family not installed or not written yet). A run that
   failed before is deleted and built again;
-* ``[[scores]]``: CSI and FSS of a nowcast run against the radar dataset it was made from
-  (``observed``), or latitude-weighted RMSE and ensemble spread of a global run against an
-  analysis dataset (``analysis``), per lead time (verification metrics), written to the
-  ``scores`` table.
+* ``[[scores]]``: the run verified against a reference dataset (``against``: the radar dataset a
+  nowcast was made from, or an analysis) by :func:`verification.pipeline.verify_run`, the same
+  code as ``meteolens verify``, with its persistence baseline; ``quality = true`` adds the
+  RadarQA-style frame and sequence reports (:func:`verification.pipeline.assess_run`, as
+  ``meteolens qa``). Optional ``thresholds`` (mm/h) and ``windows`` (grid points) override the
+  pipeline's defaults.
 
 No Streamlit here: the same code serves ``meteolens demo build`` and the app's first start.
 
@@ -27,9 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import xarray as xr
 
 from engine import datasets
 from engine.config import REPO_ROOT, Settings
@@ -80,17 +80,12 @@ def load_plan(path: Path = DEMO_FILE) -> DemoPlan:
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise StorageError(f"{path}: cannot read the demo plan: {err}") from err
     plan = DemoPlan(raw.get("stations", []), raw.get("runs", []), raw.get("scores", []))
-    required = {"stations": ("dataset", "station_id"), "runs": ("id", "kind"), "scores": ("run",)}
+    required = {"stations": ("dataset", "station_id"), "runs": ("id", "kind"), "scores": ("run", "against")}
     for section, keys in required.items():
         for i, entry in enumerate(getattr(plan, section)):
             missing = [k for k in keys if k not in entry]
             if missing:
                 raise StorageError(f"{path}: [[{section}]] entry {i + 1} lacks {', '.join(missing)}")
-    for i, entry in enumerate(plan.scores):
-        if ("observed" in entry) == ("analysis" in entry):
-            raise StorageError(
-                f"{path}: [[scores]] entry {i + 1} needs exactly one of `observed` (radar) or `analysis`"
-            )
     return plan
 
 
@@ -193,8 +188,7 @@ def build(settings: Settings, *, progress: Progress | None = None, plan: DemoPla
         step(f"run {entry['id']}", run)
 
     for entry in plan.scores:
-        scorer = _score_nowcast if "observed" in entry else _score_against_analysis
-        step(f"scores {entry['run']}", lambda e=entry, f=scorer: f(catalog, e, settings.data_root))
+        step(f"scores {entry['run']}", lambda e=entry: _verify(catalog, e, settings.data_root))
     say(1.0, f"demo store: {report.summary()}")
     return report
 
@@ -256,131 +250,20 @@ def _run_job(executor: Any, catalog: Catalog, entry: dict[str, Any], data_root: 
     return None
 
 
-def _observed_frames(name: str, data_root: Path, times: list[pd.Timestamp]) -> xr.DataArray:
-    """Observed precipitation rate (mm h-1) at ``times`` from a radar sample dataset, ``(lead_time, y, x)``."""
-    from engine.readers import open_any
-
-    meta = datasets.get(name)
-    paths = meta.paths(data_root)
-    start = pd.Timestamp(meta.time_range[0])
-    step = pd.Timedelta(minutes=int(meta.time_step_minutes or 5))
-    frames = []
-    for t in times:
-        i = int(round((t - start) / step))
-        if not 0 <= i < len(paths):
-            raise StorageError(
-                f"{name}: no observation at {t} (the dataset covers {meta.time_range[0]} to {meta.time_range[-1]})"
-            )
-        frame = open_any(paths[i], format=meta.format)["precip_rate"].isel(time=0, drop=True)
-        frame_time = pd.Timestamp(open_any(paths[i], format=meta.format)["time"].values[0])
-        if frame_time != t:
-            raise StorageError(f"{paths[i]}: expected the frame of {t}, found {frame_time} (gap in the sequence)")
-        frames.append(frame.drop_vars([c for c in frame.coords if c not in frame.dims]))
-    return xr.concat(frames, dim="lead_time")
-
-
-def _score_nowcast(catalog: Catalog, entry: dict[str, Any], data_root: Path) -> str | None:
-    """CSI and FSS per lead time of a nowcast run against observed radar; skipped when scored already."""
-    from engine.storage.zarr_store import open_run_store
-    from verification.metrics import csi, fss
+def _verify(catalog: Catalog, entry: dict[str, Any], data_root: Path | None) -> str | None:
+    """Verify a demo run with the verification pipeline; skipped when absent or scored already."""
+    from verification.pipeline import VerifyOptions, assess_run, verify_run
 
     run_id = entry["run"]
     if not catalog.has_run(run_id) or catalog.get_run(run_id).status != "succeeded":
         return f"run {run_id} is not in the store"
     if len(catalog.scores(run_id)):
         return f"run {run_id} already scored"
-    ds = open_run_store(catalog.get_run(run_id).path)  # type: ignore[arg-type]
-    fc = ds["precip_rate"]
-    if "init_time" in fc.dims:
-        fc = fc.isel(init_time=0)
-    if "member" in fc.dims:
-        fc = fc.median("member")  # the ensemble median as the deterministic forecast
-    init = pd.Timestamp(ds["init_time"].values.ravel()[0])
-    leads = pd.to_timedelta(ds["lead_time"].values)
-    obs = _observed_frames(entry["observed"], data_root, [init + lead for lead in leads])
-    fc = fc.load().drop_vars([c for c in fc.coords if c not in fc.dims])
-    obs = obs.assign_coords(lead_time=fc["lead_time"].values)
-    if fc.shape != obs.shape:
-        raise StorageError(f"run {run_id}: grid {fc.shape} differs from the observed radar {obs.shape}")
-    obs = obs.transpose(*fc.dims)
-    thresholds = [float(t) for t in entry.get("thresholds", [1.0])]
-    scales = [int(s) for s in entry.get("scales", [5])]
-    rows = []
-    c = csi(fc, obs, threshold=thresholds, preserve_dims=["lead_time"])
-    f = fss(fc, obs, threshold=thresholds, window=scales, preserve_dims=["lead_time"])
-    for i, lead in enumerate(leads):
-        for j, thr in enumerate(thresholds):
-            value = c.isel(lead_time=i, threshold=j) if "threshold" in c.dims else c.isel(lead_time=i)
-            rows.append({"lead_time": lead, "metric": "csi", "threshold": thr, "scale": None, "value": float(value)})
-            for k, win in enumerate(scales):
-                sel = {"lead_time": i}
-                if "threshold" in f.dims:
-                    sel["threshold"] = j
-                if "window" in f.dims:
-                    sel["window"] = k
-                rows.append(
-                    {
-                        "lead_time": lead,
-                        "metric": "fss",
-                        "threshold": thr,
-                        "scale": float(win),
-                        "value": float(f.isel(sel)),
-                    }
-                )
-    df = pd.DataFrame(rows)
-    df["run_id"], df["variable"], df["reference"] = run_id, "precip_rate", f"dataset:{entry['observed']}"
-    df["value"] = df["value"].astype("float64").replace([np.inf, -np.inf], np.nan)
-    catalog.insert_scores(df)
-    return None
-
-
-def _score_against_analysis(catalog: Catalog, entry: dict[str, Any], data_root: Path) -> str | None:
-    """Latitude-weighted RMSE (ensemble mean) and spread of a global run against an analysis, per lead.
-
-    The verifying analysis is the mean of the analysis ensemble where it has members (ERA5's
-    ensemble of data assimilations); leads whose valid time the analysis does not hold are left out.
-    """
-    from engine.storage.zarr_store import open_run_store
-    from verification.metrics import latitude_weights, rmse, spread_skill
-
-    run_id = entry["run"]
-    if not catalog.has_run(run_id) or catalog.get_run(run_id).status != "succeeded":
-        return f"run {run_id} is not in the store"
-    if len(catalog.scores(run_id)):
-        return f"run {run_id} already scored"
-    ds = open_run_store(catalog.get_run(run_id).path)  # type: ignore[arg-type]
-    analysis = datasets.open_dataset(entry["analysis"], data_root)
-    init = pd.Timestamp(ds["init_time"].values.ravel()[0])
-    rows = []
-    for variable in entry.get("variables", [v for v in ds.data_vars if v in analysis.data_vars]):
-        truth_all = analysis[variable]
-        if "member" in truth_all.dims:
-            truth_all = truth_all.mean("member")
-        weights = latitude_weights(ds["lat"].values)
-        weights = xr.DataArray(weights.values, coords={"lat": ds["lat"].values}, dims="lat")
-        for lead in pd.to_timedelta(ds["lead_time"].values):
-            valid = (init + lead).to_datetime64()
-            if valid not in truth_all["time"].values:
-                continue
-            fc = ds[variable].sel(lead_time=lead).squeeze(drop=True).load()
-            truth = truth_all.sel(time=valid).interp(lat=fc["lat"], lon=fc["lon"])
-            fc = fc.drop_vars([c for c in fc.coords if c not in fc.dims])
-            truth = truth.drop_vars([c for c in truth.coords if c not in truth.dims])
-            mean = fc.mean("member") if "member" in fc.dims else fc
-            rows.append(
-                {
-                    "variable": variable,
-                    "lead_time": lead,
-                    "metric": "rmse",
-                    "value": float(rmse(mean, truth, weights=weights)),
-                }
-            )
-            if "member" in fc.dims and fc.sizes["member"] > 1:
-                ss = spread_skill(fc, truth, weights=weights)
-                rows.append({"variable": variable, "lead_time": lead, "metric": "spread", "value": float(ss["spread"])})
-    if not rows:
-        return f"run {run_id}: no lead time is valid at a time of {entry['analysis']}"
-    df = pd.DataFrame(rows)
-    df["run_id"], df["reference"] = run_id, f"dataset:{entry['analysis']}"
-    catalog.insert_scores(df)
+    options = VerifyOptions(
+        thresholds=tuple(float(t) for t in entry["thresholds"]) if "thresholds" in entry else None,
+        windows=tuple(int(w) for w in entry["windows"]) if "windows" in entry else None,
+    )
+    verify_run(catalog, run_id, entry["against"], data_root=data_root, options=options)
+    if entry.get("quality"):
+        assess_run(catalog, run_id, entry["against"], data_root=data_root)
     return None

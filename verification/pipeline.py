@@ -1041,7 +1041,17 @@ def verify_run(
     ensemble = "member" in fc.dims and fc.sizes["member"] > 1
     metrics = _metrics_for(case, options, ensemble)
     valid = _valid_times(fc, rec)
-    _require_times(ref.frames, valid, run_id)
+    notes: list[str] = []
+    missing = set(ref.frames.missing(valid))
+    if case == "latlon" and missing and len(missing) < len(valid):
+        # Analyses come at their own cadence (the ERA5 sample is 12-hourly) while a run writes
+        # every output step: verify the leads that have an analysis and say which were left out.
+        keep = [i for i, t in enumerate(valid) if t not in missing]
+        notes.append(f"{len(missing)} lead time(s) without an analysis in {ref.label} left out")
+        fc = fc.isel(lead_time=keep)
+        valid = [valid[i] for i in keep]
+    else:
+        _require_times(ref.frames, valid, run_id)
     grid = ("y", "x") if case == "grid" else ("lat", "lon")
     template = ref.frames.template
     if case == "grid" and not _same_grid(template, fc, grid):
@@ -1052,7 +1062,6 @@ def verify_run(
     if case == "latlon" and any(d not in template.dims for d in grid):
         raise CoordError(f"{ref.label}: not a latitude-longitude grid (dims {template.dims}); run {run_id} is")
     regrid = case == "latlon" and not _same_grid(template, fc, grid)
-    notes: list[str] = []
     if regrid:
         notes.append(f"{ref.label} interpolated bilinearly to the run grid")
 

@@ -6,8 +6,8 @@ The store is built once per session through the storage and job APIs from real s
 * two "nowcasts" of the MeteoSwiss 2015-05-15 event from 16:30 UTC, 15 minutes at 5-minute leads,
   made from the real radar frames: Eulerian persistence (the 16:30 frame repeated) and the same
   frame shifted 3 km east (a crude advection), written with ``write_run_store`` and catalogued;
-* their CSI/FSS against the observed frames (the demo's scoring, i.e. the verification metrics);
-* a quality report (storage API) for the persistence run;
+* their scores against the observed frames through the verification pipeline (as the demo does),
+  with RadarQA-style reports for the shifted run, and a hand-written report for persistence;
 * a regional run of the blizzard sea-level pressure through the real ``downscale`` job kind.
 """
 
@@ -81,8 +81,8 @@ def build_test_store(store: Path, data_root: Path) -> Settings:
         ],
         runs=[],
         scores=[
-            {"run": "test-persistence", "observed": "mch-2015-05-15", "thresholds": [1.0], "scales": [5]},
-            {"run": "test-shifted", "observed": "mch-2015-05-15", "thresholds": [1.0], "scales": [5]},
+            {"run": "test-persistence", "against": "mch-2015-05-15", "thresholds": [1.0], "windows": [5]},
+            {"run": "test-shifted", "against": "mch-2015-05-15", "thresholds": [1.0], "windows": [5], "quality": True},
         ],
     )
     _nowcast_store(settings, "test-persistence", "nowcast/persistence", 0)

@@ -33,12 +33,11 @@ kind = "no-such-kind"
 
 [[scores]]
 run = "demo-absent"
-observed = "mch-2015-05-15"
+against = "mch-2015-05-15"
 
 [[scores]]
 run = "demo-global-persistence"
-analysis = "era5-ensemble-2017-01"
-variables = ["z500"]
+against = "era5-ensemble-2017-01"
 """
 
 
@@ -71,7 +70,12 @@ def test_demo_build_is_idempotent(tmp_path, capsys, data_root, monkeypatch):
 
     catalog = Catalog(tmp_path / "store" / "catalog.duckdb")
     runs = catalog.list_runs()
-    assert sorted(runs["run_id"]) == ["demo-global-persistence", "demo-regional-blizzard-msl"]
+    # the verification pipeline catalogues the persistence baseline of every run it scores
+    assert sorted(runs["run_id"]) == [
+        "demo-global-persistence",
+        "demo-global-persistence.persistence",
+        "demo-regional-blizzard-msl",
+    ]
     assert set(runs["status"]) == {"succeeded"}
     # Persistence verified against the analysis it starts from: exact at T+0 up to the ensemble
     # mean (2 members vs the 10-member analysis mean), worse 12 h later; spread constant in time.
