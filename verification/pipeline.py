@@ -545,7 +545,8 @@ def _reference_label(against: Sequence[str], catalog: Catalog) -> str:
 
 def _single_station(ds: xr.Dataset, label: str) -> xr.Dataset:
     """A one-station file (foehnix CSV: coordinates in attributes) as a ``station`` dataset."""
-    sid = str(ds.attrs.get("station_name") or Path(str(ds.attrs.get("source_files", "station"))).stem)
+    # The same id the catalogue's stations table uses (the demo ingests the file under it).
+    sid = str(ds.attrs.get("station_id") or Path(str(ds.attrs.get("source_files", "station"))).stem.lower())
     out = ds.expand_dims(station=[sid])
     coords = {
         "lat": ("station", [float(ds.attrs["station_lat"])]),

@@ -13,10 +13,12 @@ Readers (all return dims ``(station, time)`` or ``(time,)``, canonical names and
   (``station valid tmpc dwpc mslp``, ``M`` = missing) → dims ``(station, time)`` on the union of
   all report times (NaN where a station did not report); we chose this wide layout over a long
   one because it is what every other station reader returns and what station matching expects,
-  at the cost of about 4x the cells of the irregular records for these four stations.
+  at the cost of about 4x the cells of the irregular records for these four stations. The file
+  has no coordinates: ``lat``/``lon``/``elevation`` come from ``assets/airports.csv`` (OurAirports,
+  see its header), NaN for a station the table lacks.
 
 Public API: ``StationReportsReader``, ``open_station_reports``, ``FoehnixCsvReader``, ``AsosTextReader``,
-``FOEHNIX_STATIONS``.
+``FOEHNIX_STATIONS``, ``airport_table``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import lzma
 import re
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from engine.config import REPO_ROOT
 from engine.errors import FormatError, ReaderError
 from engine.readers._common import (
     LAT_ATTRS,
@@ -247,9 +251,9 @@ def _valid(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 #: Station metadata of the foehnix sample stations (shared/data/README.md, after Rfoehnix's documentation).
 FOEHNIX_STATIONS: dict[str, dict[str, object]] = {
-    "ellboegen": {"station_name": "Ellboegen", "station_lat": 47.18694, "station_lon": 11.42889,
+    "ellboegen": {"station_id": "ellboegen", "station_name": "Ellboegen", "station_lat": 47.18694, "station_lon": 11.42889,
                   "station_elevation": 1080.0, "station_role": "valley station, Wipp valley, Tyrol"},
-    "sattelberg": {"station_name": "Sattelberg", "station_lat": 47.01083, "station_lon": 11.47889,
+    "sattelberg": {"station_id": "sattelberg", "station_name": "Sattelberg", "station_lat": 47.01083, "station_lon": 11.47889,
                    "station_elevation": 2107.0, "station_role": "crest station on the main Alpine ridge"},
 }
 
@@ -287,7 +291,7 @@ class FoehnixCsvReader:
         -------
         Dataset
             Dims ``(time,)`` (UTC, sorted). ``wind_dir`` (degree), ``wind_speed`` (m s-1), ``rh2m`` (%),
-            ``t2m`` (K); ``NA`` → NaN. Station metadata attrs (``station_name``, ``station_lat``,
+            ``t2m`` (K); ``NA`` → NaN. Station metadata attrs (``station_id``, ``station_name``, ``station_lat``,
             ``station_lon``, ``station_elevation`` in m) for the known stations only.
 
         Raises
@@ -334,6 +338,53 @@ _ASOS_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Station positions for the ASOS exports, which carry none (OurAirports; source and date in the file header).
+AIRPORTS_FILE = REPO_ROOT / "assets" / "airports.csv"
+_ELEVATION_ATTRS = {"units": "m", "standard_name": "surface_altitude", "long_name": "Station elevation"}
+
+
+def airport_table(path: Path = AIRPORTS_FILE) -> pd.DataFrame:
+    """The airport coordinate table, indexed by station id (a copy: callers may modify it).
+
+    Parameters
+    ----------
+    path : Path
+        A CSV with ``#`` comment lines and columns ``station, name, lat, lon, elevation_m``
+        (degrees north/east, metres above sea level).
+
+    Returns
+    -------
+    DataFrame
+        Index ``station`` (str); columns ``name``, ``lat``, ``lon``, ``elevation_m`` (float).
+
+    Raises
+    ------
+    ReaderError
+        The file is missing, lacks a column, repeats a station or has a coordinate out of range.
+    """
+    return _airport_table(Path(path)).copy()
+
+
+@cache
+def _airport_table(path: Path) -> pd.DataFrame:
+    # read once per process: every ASOS open needs it and the file never changes while running
+    check_readable(path)
+    try:
+        table = pd.read_csv(path, comment="#", dtype={"station": str}, skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ReaderError(path, f"cannot be parsed as CSV: {err}") from err
+    missing = {"station", "name", "lat", "lon", "elevation_m"} - set(table.columns)
+    if missing:
+        raise ReaderError(path, f"missing column(s) {', '.join(sorted(missing))}")
+    table["station"] = table["station"].str.strip()
+    if table["station"].duplicated().any():
+        raise ReaderError(path, f"repeated station(s) {', '.join(table.loc[table['station'].duplicated(), 'station'])}")
+    bad = ~(table["lat"].between(-90, 90) & table["lon"].between(-180, 180) & table["elevation_m"].between(-500, 9000))
+    if bad.any():
+        raise ReaderError(path, f"coordinates out of range for {', '.join(table.loc[bad, 'station'])}")
+    return table.set_index("station")
+
+
 @readers.register("asos_text")
 class AsosTextReader:
     """ASOS/AWOS exports of the Iowa Environmental Mesonet (tab-separated, optionally xz/gz compressed)."""
@@ -362,7 +413,9 @@ class AsosTextReader:
         -------
         Dataset
             Dims ``(station, time)``: ``time`` is the sorted union of report times (UTC), NaN where a
-            station did not report. Units K, K, Pa. No ``lat``/``lon``: the file has no coordinates.
+            station did not report. Units K, K, Pa. Coords ``lat``, ``lon`` (degrees) and ``elevation``
+            (m) per station from :func:`airport_table` (the file has none), NaN for a station the
+            table lacks (``attrs["stations_without_coordinates"]`` lists them).
 
         Raises
         ------
@@ -370,6 +423,8 @@ class AsosTextReader:
             Not this layout, or a value that is neither a number nor ``M``.
         VariableNotFoundError
             A requested variable is not in the file.
+        ReaderError
+            ``assets/airports.csv`` is missing or malformed.
         """
         path = Path(path)
         check_readable(path)
@@ -397,13 +452,23 @@ class AsosTextReader:
                                native_name=col).astype("float32", keep_attrs=True)
             for col, (name, units) in present.items() if name in keep
         }
+        ids = wide["station"].values.astype(str)
+        # The export has no positions; station matching needs them, so they come from the airport
+        # table. A station it lacks keeps NaN (matching skips it) rather than a guessed position.
+        where = airport_table().reindex(ids)
         ds = xr.Dataset(
             data,
             coords={
-                "station": ("station", wide["station"].values.astype(str), {"long_name": "Station identifier"}),
+                "station": ("station", ids, {"long_name": "Station identifier"}),
                 "time": ("time", wide["valid"].values.astype("datetime64[ns]"), {"long_name": "Report time (UTC)"}),
+                "lat": ("station", where["lat"].to_numpy("float64"), dict(LAT_ATTRS)),
+                "lon": ("station", where["lon"].to_numpy("float64"), dict(LON_ATTRS)),
+                "elevation": ("station", where["elevation_m"].to_numpy("float64"), dict(_ELEVATION_ATTRS)),
             },
         )
+        unknown = [sid for sid, lat in zip(ids, where["lat"].to_numpy(), strict=True) if not np.isfinite(lat)]
         ds.attrs = {"source_files": str(path), "featureType": "timeSeries",
-                    "comment": "no station coordinates in the source file"}
+                    "comment": f"station coordinates from {AIRPORTS_FILE.name} (OurAirports), not from the source file"}
+        if unknown:
+            ds.attrs["stations_without_coordinates"] = ",".join(unknown)
         return ds

@@ -341,7 +341,7 @@ def test_station_verification_and_point_forecasts(data_root: Path, tmp_path: Pat
     result = verify_run(cat, "t2m", "foehn-ellboegen", data_root=data_root)
     assert result.case == "stations" and result.reference == "dataset:foehn-ellboegen"
     stored = cat.scores("t2m")
-    per_station = stored[stored["region"] == "station:Ellboegen"]
+    per_station = stored[stored["region"] == "station:ellboegen"]
     assert len(per_station) == 3 * 3
     for lead in leads:
         rows = per_station[per_station["lead_time"] == lead].set_index("metric")["value"]
@@ -350,12 +350,12 @@ def test_station_verification_and_point_forecasts(data_root: Path, tmp_path: Pat
         assert rows["rmse"] == pytest.approx(1.0, abs=1e-4)
     assert len(stored[stored["region"].isna()]) == 3 * 3  # all stations together
     points = cat.point_forecasts("t2m")
-    assert list(points["station_id"].unique()) == ["Ellboegen"]
+    assert list(points["station_id"].unique()) == ["ellboegen"]
     np.testing.assert_allclose(points.sort_values("lead_time")["value"].to_numpy(), obs + 1.0, atol=1e-4)
-    assert cat.stations()["station_id"].tolist() == ["Ellboegen"]
+    assert cat.stations()["station_id"].tolist() == ["ellboegen"]
     # persistence at the station: the 12 UTC observation held; its bias is obs(t0) - obs(t0 + lead)
     assert result.baseline_run_id == "t2m.persistence"
-    base = cat.scores("t2m.persistence", metric="bias", region="station:Ellboegen").sort_values("lead_time")
+    base = cat.scores("t2m.persistence", metric="bias", region="station:ellboegen").sort_values("lead_time")
     np.testing.assert_allclose(base["value"].to_numpy(), obs[0] - obs, atol=1e-4)
     # the station's hourly series has no 5-minute valid times
     with pytest.raises(VerificationError, match="no observation at"):
