@@ -14,7 +14,10 @@ exists, so a second build is quick and an interrupted one resumes:
   code as ``meteolens verify``, with its persistence baseline; ``quality = true`` adds the
   RadarQA-style frame and sequence reports (:func:`verification.pipeline.assess_run`, as
   ``meteolens qa``). Optional ``thresholds`` (mm/h) and ``windows`` (grid points) override the
-  pipeline's defaults.
+  pipeline's defaults;
+* ``[[cases]]``: a station-comparison case of the regional engine
+  (:func:`app.cases_regional.run_case`, as ``meteolens case NAME``): its downscaled and bilinear
+  runs, point forecasts and station scores; a complete case is not rebuilt.
 
 No Streamlit here: the same code serves ``meteolens demo build`` and the app's first start.
 
@@ -44,14 +47,15 @@ Progress = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """The parsed ``demo.toml``: lists of station, run and score entries (plain dicts)."""
+    """The parsed ``demo.toml``: lists of station, run, score and case entries (plain dicts)."""
 
     stations: list[dict[str, Any]]
     runs: list[dict[str, Any]]
     scores: list[dict[str, Any]]
+    cases: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.stations) + len(self.runs) + len(self.scores)
+        return len(self.stations) + len(self.runs) + len(self.scores) + len(self.cases)
 
 
 @dataclass
@@ -79,8 +83,13 @@ def load_plan(path: Path = DEMO_FILE) -> DemoPlan:
         raw = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise StorageError(f"{path}: cannot read the demo plan: {err}") from err
-    plan = DemoPlan(raw.get("stations", []), raw.get("runs", []), raw.get("scores", []))
-    required = {"stations": ("dataset", "station_id"), "runs": ("id", "kind"), "scores": ("run", "against")}
+    plan = DemoPlan(raw.get("stations", []), raw.get("runs", []), raw.get("scores", []), raw.get("cases", []))
+    required = {
+        "stations": ("dataset", "station_id"),
+        "runs": ("id", "kind"),
+        "scores": ("run", "against"),
+        "cases": ("name",),
+    }
     for section, keys in required.items():
         for i, entry in enumerate(getattr(plan, section)):
             missing = [k for k in keys if k not in entry]
@@ -189,6 +198,9 @@ def build(settings: Settings, *, progress: Progress | None = None, plan: DemoPla
 
     for entry in plan.scores:
         step(f"scores {entry['run']}", lambda e=entry: _verify(catalog, e, settings.data_root))
+
+    for entry in plan.cases:
+        step(f"case {entry['name']}", lambda e=entry: _build_case(settings, catalog, e))
     say(1.0, f"demo store: {report.summary()}")
     return report
 
@@ -266,4 +278,17 @@ def _verify(catalog: Catalog, entry: dict[str, Any], data_root: Path | None) -> 
     verify_run(catalog, run_id, entry["against"], data_root=data_root, options=options)
     if entry.get("quality"):
         assess_run(catalog, run_id, entry["against"], data_root=data_root)
+    return None
+
+
+def _build_case(settings: Settings, catalog: Catalog, entry: dict[str, Any]) -> str | None:
+    """A station-comparison case of the regional engine; skipped when its runs are already scored."""
+    from app.cases_regional import CASES, CaseError, run_case
+
+    case = CASES.get(entry["name"])
+    if case is None:
+        raise CaseError(f"demo case {entry['name']!r}: unknown; available: {', '.join(sorted(CASES))}")
+    if all(catalog.has_run(r) and len(catalog.scores(r)) for r in case.run_ids.values()):
+        return f"case {case.name} already built"
+    run_case(case.name, settings, catalog=catalog)
     return None

@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "app.cli.runs",
     "app.cli.foehn",
     "app.cli.downscale",
+    "app.cli.cases",
     "app.cli.forecast",
     "app.cli.verify",
     "app.cli.qa",

@@ -13,7 +13,14 @@ import pytest
 from engine.config import Settings
 from engine.errors import FormatError, ReaderError, VariableNotFoundError
 from engine.readers import detect, open_any
-from engine.readers.stations import AsosTextReader, FoehnixCsvReader, StationReportsReader, open_station_reports
+from engine.readers.stations import (
+    AIRPORTS_FILE,
+    AsosTextReader,
+    FoehnixCsvReader,
+    StationReportsReader,
+    airport_table,
+    open_station_reports,
+)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +172,6 @@ def test_asos_matches_pandas(data: Path) -> None:
     ref["valid"] = pd.to_datetime(ref["valid"])
     assert ds["t2m"].dims == ("station", "time")
     assert set(ds["station"].values) == {"FNL", "LMO", "0CO", "1V6"}
-    assert "lat" not in ds.coords and "lon" not in ds.coords
     row = ref.dropna(subset=["mslp"]).iloc[100]
     st = ds.sel(station=row["station"], time=row["valid"])
     assert st["t2m"].item() == pytest.approx(row["tmpc"] + 273.15, abs=1e-4)
@@ -174,6 +180,45 @@ def test_asos_matches_pandas(data: Path) -> None:
     assert {v: ds[v].attrs["units"] for v in ds.data_vars} == {"t2m": "K", "d2m": "K", "msl": "Pa"}
     # Every non-missing value of the file is in the grid, and nothing else.
     assert int(ds["t2m"].count()) == int(ref["tmpc"].notna().sum())
+
+
+def test_airport_asset_covers_the_asos_file(data: Path) -> None:
+    table = airport_table()
+    ids = pd.read_csv(data / "pythia-datasets/data/jan-17-co-asos.txt.xz", sep="\t", usecols=[0])["station"].unique()
+    # every row belongs to a station of the file; 0CO is left out on purpose (no public source)
+    assert set(table.index) == set(ids) - {"0CO"}
+    # Colorado: 37-41 N, 102.05-109.05 W; the Front Range airports lie at 1.4-1.8 km
+    assert table["lat"].between(37.0, 41.0).all() and table["lon"].between(-109.05, -102.05).all()
+    assert table["elevation_m"].between(1400.0, 1800.0).all()
+    # spot values from OurAirports (ft converted to m)
+    assert table.loc["FNL", ["lat", "lon"]].tolist() == pytest.approx([40.44969, -105.011272])
+    assert table.loc["LMO", "elevation_m"] == pytest.approx(5055 * 0.3048, abs=0.05)
+    assert "ourairports" in AIRPORTS_FILE.read_text().lower()
+
+
+def test_asos_reader_attaches_coordinates(data: Path) -> None:
+    ds = AsosTextReader().open(data / "pythia-datasets/data/jan-17-co-asos.txt.xz", variables=["t2m"])
+    table = airport_table()
+    for sid in ("FNL", "LMO", "1V6"):
+        st = ds.sel(station=sid)
+        assert (st["lat"].item(), st["lon"].item(), st["elevation"].item()) == pytest.approx(
+            tuple(table.loc[sid, ["lat", "lon", "elevation_m"]])
+        )
+    assert np.isnan(ds["lat"].sel(station="0CO").item())
+    assert ds.attrs["stations_without_coordinates"] == "0CO"
+    assert ds["elevation"].attrs["units"] == "m"
+
+
+def test_airport_table_bad_inputs(tmp_path: Path) -> None:
+    bad = tmp_path / "airports.csv"
+    bad.write_text("# a comment\nstation,name,lat,lon\nFNL,x,40.4,-105.0\n")
+    with pytest.raises(ReaderError, match="elevation_m"):
+        airport_table(bad)
+    bad.write_text("station,name,lat,lon,elevation_m\nFNL,x,140.4,-105.0,1500\n")
+    with pytest.raises(ReaderError, match="out of range for FNL"):
+        airport_table(bad)
+    with pytest.raises(ReaderError):
+        airport_table(tmp_path / "absent.csv")
 
 
 def test_asos_bad_inputs(data: Path, tmp_path: Path) -> None:
