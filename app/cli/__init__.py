@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "app.cli.downscale",
     "app.cli.cases",
     "app.cli.forecast",
+    "app.cli.nowcast",
     "app.cli.verify",
     "app.cli.qa",
     "app.cli.app",
