@@ -6,7 +6,7 @@ lists every file with its size and SHA-256 so that :func:`fetch` can download ex
 files and prove it did.
 
 Public API: ``SampleDataset``, ``Source``, ``load_catalogue``, ``get``, ``resolve_inputs``,
-``open_dataset``, ``fetch``, ``build_manifest``.
+``open_dataset``, ``fetch``, ``build_manifest``, ``file_sha256``.
 """
 
 from __future__ import annotations
@@ -224,7 +224,8 @@ def open_dataset(name: str, data_root: Path | None, *, variables: Sequence[str] 
     return ds
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (sample files, model weights)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -239,7 +240,7 @@ def build_manifest(data_root: Path) -> dict[str, object]:
         companions = sorted(Path(q) for pat in ds.companions for q in glob.glob(str(data_root / pat)))
         for p in ds.paths(data_root) + companions:
             rel = p.relative_to(data_root).as_posix()
-            files.append({"path": rel, "size": p.stat().st_size, "sha256": _sha256(p)})
+            files.append({"path": rel, "size": p.stat().st_size, "sha256": file_sha256(p)})
     files.sort(key=lambda r: str(r["path"]))
     unique = list({str(r["path"]): r for r in files}.values())
     return {"description": "Files of the meteolens sample datasets (paths relative to the data root)", "files": unique}
@@ -305,7 +306,7 @@ def fetch(
         if progress:
             progress(i / max(len(entries), 1), rel)
         target = data_root / rel
-        if target.is_file() and target.stat().st_size == entry["size"] and _sha256(target) == entry["sha256"]:
+        if target.is_file() and target.stat().st_size == entry["size"] and file_sha256(target) == entry["sha256"]:
             report.present.append(rel)
             continue
         url = _url_for(rel, ds, mirror)

@@ -35,7 +35,6 @@ Public API: ``Channel``, ``ModelSpec``, ``load_model_spec``, ``PretrainedAdapter
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 import warnings
@@ -49,6 +48,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from engine.datasets import file_sha256
 from engine.errors import CoordError, JobError, MissingDependencyError, UnknownNameError, VariableNotFoundError
 from engine.lexicon import attrs_for, lookup
 from engine.models.base import models
@@ -456,18 +456,10 @@ class PretrainedAdapter:
                 "init_time": t0,
                 "valid_time": ("lead_time", t0 + lead),
             },
-            attrs={"model": f"global/{s.name}", "weights": str(s.weights), "weights_sha256": _sha256(s.weights),
+            attrs={"model": f"global/{s.name}", "weights": str(s.weights), "weights_sha256": file_sha256(s.weights),
                    "input_states": s.input_states, "lat_order": "descending" if lat_m[0] > lat_m[-1] else "ascending"},
         )
         return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def channel_names(spec: ModelSpec) -> Sequence[str]:
