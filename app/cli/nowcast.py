@@ -32,12 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Nowcast rain from the last radar frames; writes a catalogued run store.",
     )
     p.add_argument(
-        "--input", required=True, nargs="+", metavar="FILES|GLOB|DIR|DATASET", help="radar frames, oldest to newest"
+        "--input", required=True, nargs="+", metavar="FILES|GLOB|DIR|DATASET", help="radar frames (any order)"
     )
     p.add_argument("--method", default="extrapolation", choices=METHODS, help="nowcast method (default extrapolation)")
     p.add_argument("--lead-steps", required=True, type=int, metavar="N", help="lead steps at the input time step")
     p.add_argument("--members", type=int, metavar="M", help="ensemble size for steps (default 20)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the steps ensemble (default 0)")
+    p.add_argument("--init", metavar="TIME", help="start time: use only frames at or before it (e.g. 2015-05-15T16:30)")
     p.add_argument("--last", type=int, metavar="K", help="use only the last K input frames (default: all)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--store", type=Path, help="store folder (default: METEOLENS_STORE or ./store)")
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     """Execute ``meteolens nowcast``."""
     from engine.datasets import resolve_inputs
-    from engine.jobs.nowcast_job import MIN_FRAMES, NowcastSpec
+    from engine.jobs.nowcast_job import MIN_FRAMES, NowcastSpec, select_frames
     from engine.jobs.runner import LocalExecutor
 
     if args.lead_steps < 1:
@@ -61,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise JobError(f"--last {args.last}: expected at least 1 frame")
     settings = Settings.from_env(store=args.store)
     inputs = resolve_inputs(args.input, settings.data_root)
-    if args.last is not None:
-        inputs = inputs[-args.last :]
+    if args.init is not None or args.last is not None:
+        # by frame time, not by the order the files were given in
+        inputs = select_frames(inputs, init=args.init, last=args.last)
     # Radar files hold one frame each; the job checks the frame count again after reading.
     if len(inputs) < MIN_FRAMES[args.method]:
         raise JobError(

@@ -7,7 +7,20 @@ coordinates, 2-D ``lat``/``lon`` and CF ``crs`` variable, and ``init_time`` / ``
 The reported compute time covers motion estimation and extrapolation (the model), not reading
 the files or writing the store.
 
-Public API: ``NowcastSpec``, ``run_nowcast``, ``load_frames``.
+Inputs are checked before any model runs (:func:`load_frames`), each with a one-line
+:class:`~engine.errors.WxError` naming what is wrong:
+
+* frames may be given in any order: they are sorted by time, and the last is the start time;
+* fewer frames than the method needs, or files on different grids, are errors;
+* the time step must be constant: a gap (a missing frame) or two files at one time is an error
+  naming the times, never resampled silently (the motion is in pixels per step);
+* a frame in which every pixel is missing (NaN) is an error naming its time and file: motion
+  from it would silently be zero and a forecast from it all NaN. Partly missing frames are
+  normal (radar range, a radar down): the forecast is NaN where no upstream data exists;
+* frames without rain (all 0) are valid: the motion is zero and the nowcast is 0 mm h-1
+  everywhere the input has data, for every method.
+
+Public API: ``NowcastSpec``, ``run_nowcast``, ``load_frames``, ``select_frames``.
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ class NowcastSpec(JobSpec):
     ----------
     inputs : tuple of str
         Radar files (any format :func:`engine.readers.open_many` reads into ``precip_rate``),
-        at a constant time step; the last one is the start time.
+        at a constant time step, in any order; the latest one is the start time.
     method : str
         ``"extrapolation"``, ``"steps"`` or ``"persistence"``.
     lead_steps : int
@@ -90,15 +103,109 @@ class NowcastSpec(JobSpec):
         return self.members if self.members is not None else DEFAULT_MEMBERS
 
 
+def _fmt_time(t: np.datetime64) -> str:
+    """ISO time to the minute (radar frames are on whole minutes), to the second otherwise."""
+    unit = "m" if np.datetime64(t, "s") == np.datetime64(t, "m") else "s"
+    return str(np.datetime_as_string(t, unit=unit))
+
+
+def _fmt_step(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def _files_at(paths: Sequence[str | Path], when: np.datetime64) -> str:
+    """Names of the input files whose frame is at ``when`` (re-reads them: error path only).
+
+    :func:`engine.readers.open_many` sorts the frames by time and keeps no per-frame file name,
+    so the files behind a bad frame are found again by their times for the message.
+    """
+    from engine.readers import open_any
+
+    names = [Path(str(p)).name for p in paths if when in open_any(p, variables=["precip_rate"])["time"].values]
+    return ", ".join(names) or "?"
+
+
+def select_frames(
+    paths: Sequence[str | Path], *, init: np.datetime64 | str | None = None, last: int | None = None
+) -> list[Path]:
+    """The input files of a nowcast started at ``init``, oldest first.
+
+    Reads each file's frame time (one frame in memory at a time, so a long MRMS sequence stays
+    cheap in memory), sorts the files by it, drops those after ``init`` and keeps the ``last``
+    ones. This is what lets a user start a nowcast inside a sample event
+    (``--input mch-2015-05-15 --init 2015-05-15T16:30``) and verify it against the later frames.
+
+    Raises
+    ------
+    JobError
+        ``init`` is not a time, or no frame is at or before it.
+    """
+    from engine.readers import open_any
+
+    by_time = sorted(
+        (open_any(p, variables=["precip_rate"])["time"].values.max(), Path(str(p))) for p in paths
+    )
+    if init is not None:
+        try:
+            t0 = np.datetime64(init, "ns")
+        except ValueError as err:
+            raise JobError(f"--init {init!r}: not a time (expected e.g. 2015-05-15T16:30)") from err
+        first = _fmt_time(by_time[0][0]) if by_time else "?"
+        by_time = [(t, p) for t, p in by_time if t <= t0]
+        if not by_time:
+            raise JobError(f"--init {init}: no input frame at or before it (the first is at {first})")
+    if last is not None:
+        by_time = by_time[-last:]
+    return [p for _, p in by_time]
+
+
+def _check_time_steps(paths: Sequence[str | Path], times: np.ndarray) -> None:
+    """Raise a :class:`JobError` naming the first duplicate time or irregular step."""
+    steps = np.diff(times).astype("timedelta64[s]").astype(np.int64)
+    same = np.flatnonzero(steps == 0)
+    if same.size:
+        t = times[same[0]]
+        raise JobError(f"--input: two frames at {_fmt_time(t)} ({_files_at(paths, t)}); give each time once")
+    values, counts = np.unique(steps, return_counts=True)
+    if values.size == 1:
+        return
+    # The usual step is the most frequent one (the smallest on a tie): a missing frame shows up
+    # as one longer step between otherwise regular frames, and that gap is what to name.
+    usual = int(values[np.argmax(counts)])
+    odd = np.flatnonzero(steps != usual)
+    i = int(odd[0])
+    more = f" (and {odd.size - 1} more irregular step{'s' if odd.size > 2 else ''})" if odd.size > 1 else ""
+    raise JobError(
+        f"--input: frames must be at one time step: {_fmt_time(times[i])} -> {_fmt_time(times[i + 1])} is "
+        f"{_fmt_step(int(steps[i]))} where the other steps are {_fmt_step(usual)}{more}; "
+        "a frame is missing or extra (frames are not resampled)"
+    )
+
+
 def load_frames(paths: Sequence[str | Path], min_frames: int, method: str) -> xr.Dataset:
     """Read radar frames into one ``precip_rate (time, y, x)`` dataset and check them.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Radar files, one or more frames each, in any order (the frames are sorted by time).
+    min_frames : int
+        Frames the method needs.
+    method : str
+        Method name, for the messages.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``precip_rate`` on ``(time, y, x)``, oldest first, at one constant time step.
 
     Raises
     ------
     ReaderError
         No files, files on different grids, no ``precip_rate`` (from the readers).
     JobError
-        Fewer frames than ``method`` needs, or an irregular time step.
+        Fewer frames than ``method`` needs; two frames at one time or an irregular time step
+        (naming the times); a frame in which every pixel is missing (naming its time and file).
     """
     from engine.readers import open_many
 
@@ -109,12 +216,18 @@ def load_frames(paths: Sequence[str | Path], min_frames: int, method: str) -> xr
     n = rate.sizes["time"]
     if n < min_frames:
         raise JobError(f"--input: method {method} needs at least {min_frames} frames, got {n}")
+    times = ds["time"].values
     if n >= 2:
-        steps = np.diff(ds["time"].values).astype("timedelta64[s]").astype(np.int64)
-        if np.any(steps <= 0) or np.any(steps != steps[-1]):
-            raise JobError(
-                f"--input: frames must have one constant time step, got steps of {sorted(set(steps.tolist()))} s"
-            )
+        _check_time_steps(paths, times)
+    # A frame with no valid pixel at all would give zero motion or an all-NaN nowcast without
+    # complaint (the models reject it too, but only the job knows the file to name).
+    has_data = np.isfinite(rate.transpose("time", ...).values).reshape(n, -1).any(axis=1)
+    if not has_data.all():
+        t = times[int(np.argmin(has_data))]
+        raise JobError(
+            f"--input: frame at {_fmt_time(t)} ({_files_at(paths, t)}) has no data: every pixel is missing; "
+            "remove it (the other frames must still be at one time step)"
+        )
     return ds
 
 

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import DimensionError
+from engine.models.nowcast.checks import require_data
 from engine.models.nowcast.motion import FlowParams, estimate_motion
 
 
@@ -238,6 +239,12 @@ def extrapolate(
     Tensor
         ``field``'s leading dims followed by ``(lead, y, x)``: ``(lead, y, x)``,
         ``(batch, lead, y, x)`` or ``(batch, channel, lead, y, x)``, float32 mm h-1.
+
+    Raises
+    ------
+    DimensionError
+        If the shapes do not fit, or a field has no data at all (every pixel NaN), which would
+        give an all-NaN nowcast.
     """
     ndim = field.dim()
     if ndim == 2:
@@ -248,6 +255,7 @@ def extrapolate(
         x = field
     else:
         raise DimensionError(f"field: expected 2 to 4 dims ending in (y, x), got shape {tuple(field.shape)}")
+    require_data(field, "field", ("batch", "channel")[: ndim - 2], purpose="extrapolation")
     velocity = _check_velocity(velocity)
     if velocity.shape[0] != x.shape[0] or velocity.shape[-2:] != x.shape[-2:]:
         raise DimensionError(f"velocity: shape {tuple(velocity.shape)} does not fit field {tuple(field.shape)}")
@@ -326,6 +334,14 @@ class Extrapolation:
         -------
         Tensor
             ``(lead, y, x)`` or ``(batch, lead, y, x)`` mm h-1.
+
+        Raises
+        ------
+        DimensionError
+            Fewer than 2 frames, a velocity that does not fit the grid, or a frame used (the
+            last ``n_frames`` for the motion, the last one for the extrapolation) with no data
+            at all. Frames without rain give zero motion and an all-zero nowcast (NaN only
+            where the input has no data).
         """
         squeeze = frames.dim() == 3
         x = frames.unsqueeze(0) if squeeze else frames
@@ -333,6 +349,10 @@ class Extrapolation:
             raise DimensionError(
                 f"frames: extrapolation needs (batch, time >= 2, y, x), got shape {tuple(frames.shape)}"
             )
+        # Checked here rather than only in estimate_motion, so the message indexes the frames
+        # the caller passed (the motion sees only the last n_frames).
+        used = min(x.shape[1], self.n_frames if velocity is None else 1)
+        require_data(x[:, -used:], "frames", ("batch", "time"), purpose="extrapolation", offset=x.shape[1] - used)
         v = self.motion(x) if velocity is None else _check_velocity(velocity)
         rate = growth_decay_rate(x, v) if self.growth_decay else None
         out = extrapolate(

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 
 from engine.errors import DimensionError
+from engine.models.nowcast.checks import require_data
 
 
 def persistence(frames: torch.Tensor, n_steps: int) -> torch.Tensor:
@@ -34,7 +35,8 @@ def persistence(frames: torch.Tensor, n_steps: int) -> torch.Tensor:
     Raises
     ------
     DimensionError
-        If ``frames`` is not 3-D/4-D or empty in time, or ``n_steps < 1``.
+        If ``frames`` is not 3-D/4-D or empty in time, ``n_steps < 1``, or the last frame has no
+        data at all (every pixel NaN), which would make an all-NaN forecast.
     """
     if frames.dim() not in (3, 4) or frames.shape[-3] < 1:
         raise DimensionError(
@@ -43,6 +45,8 @@ def persistence(frames: torch.Tensor, n_steps: int) -> torch.Tensor:
     if n_steps < 1:
         raise DimensionError(f"n_steps: expected at least 1 lead step, got {n_steps}")
     last = frames[..., -1:, :, :].to(torch.float32)
+    dims = ("batch", "time") if frames.dim() == 4 else ("time",)
+    require_data(last, "frames", dims, purpose="persistence", offset=frames.shape[-3] - 1)
     return last.expand(*last.shape[:-3], n_steps, *last.shape[-2:]).clone()
 
 

@@ -79,6 +79,7 @@ from engine.models.nowcast.cascade import (
     compact_moments,
     gaussian_bandpass_filters,
 )
+from engine.models.nowcast.checks import require_data
 from engine.models.nowcast.extrapolation import advect, departure_grids
 from engine.models.nowcast.motion import FlowParams, estimate_motion
 from engine.models.nowcast.noise import member_generators, nonparametric_filter, white_noise_spectrum
@@ -177,11 +178,26 @@ def ar2_parameters(gamma1: torch.Tensor, gamma2: torch.Tensor) -> torch.Tensor:
         ``(..., 3)`` float64 :math:`(\\phi_1, \\phi_2, \\phi_0)`. :math:`\\gamma_2` is first moved into
         the stationarity region (pysteps ``adjust_lag2_corrcoef2``); :math:`\\phi_0 = 0` where
         the noise variance would be negative.
+
+    Notes
+    -----
+    The lower bound on :math:`\\gamma_2`, :math:`(3\\gamma_1^2 - 2 + 2(1 - \\gamma_1^2)^{3/2}) /
+    \\gamma_1^2`, is 0/0 at :math:`\\gamma_1 = 0`, which is exactly what a cascade level without
+    variance gives (no rain at all, or a uniform field: its normalised level is identically 0).
+    Evaluated as written (as pysteps does) it is NaN there, and the NaN reaches every member
+    unless probability matching happens to overwrite it. The bound is
+    :math:`\\tfrac34 \\gamma_1^2 + O(\\gamma_1^4)` near 0 (binomial series), so for
+    :math:`\\gamma_1^2 < 10^{-4}` that series is used instead (error below :math:`2 \\cdot 10^{-9}`,
+    where the exact formula loses digits to cancellation anyway). Uncorrelated levels then get
+    :math:`\\phi = (0, 0, 1)`: pure noise, as the AR(2) model implies.
     """
     g1 = gamma1.to(torch.float64).clamp(-0.999999, 0.999999)
     g2 = gamma2.to(torch.float64)
     g2 = torch.maximum(g2, 2 * g1 * g2 - 1)
-    g2 = torch.maximum(g2, (3 * g1**2 - 2 + 2 * (1 - g1**2) ** 1.5) / g1**2)
+    g1_sq = g1**2
+    small = g1_sq < 1e-4
+    exact = (3 * g1_sq - 2 + 2 * (1 - g1_sq) ** 1.5) / torch.where(small, torch.ones_like(g1_sq), g1_sq)
+    g2 = torch.maximum(g2, torch.where(small, 0.75 * g1_sq, exact))
     phi1 = g1 * (1 - g2) / (1 - g1**2)
     phi2 = (g2 - g1**2) / (1 - g1**2)
     phi0 = (1 - phi1 * g1 - phi2 * g2).clamp_min(0.0).sqrt()
@@ -419,6 +435,7 @@ def iter_steps_members(
         raise DimensionError(f"n_steps: expected at least 1 lead step, got {n_steps}")
     if n_members < 1:
         raise DimensionError(f"n_members: expected at least 1 member, got {n_members}")
+    require_data(frames[:, -3:], "frames", ("batch", "time"), purpose="STEPS", offset=frames.shape[1] - 3)
     b, _, h, w = frames.shape
     fh, fw = fft_size(h), fft_size(w)
     n_pix = fh * fw
@@ -507,7 +524,15 @@ def steps_ensemble(
     Raises
     ------
     DimensionError
-        If the shapes do not fit, fewer than 3 frames are given, or ``n_steps``/``n_members`` < 1.
+        If the shapes do not fit, fewer than 3 frames are given, ``n_steps``/``n_members`` < 1,
+        or one of the last 3 frames has no data at all (every pixel NaN).
+
+    Notes
+    -----
+    Without rain (every rate below ``threshold``) or with a uniform field, every cascade level
+    has zero variance: the levels, their autocorrelations and the noise are all 0, the AR(2)
+    guard of :func:`ar2_parameters` keeps the parameters finite, and every member is the
+    uniform field (all 0 mm h-1 for no rain), NaN only where the input has no data.
     """
     chunks = list(iter_steps_members(frames, velocity, n_steps, n_members, seed=seed, params=params))
     if len(chunks) == 1:
@@ -569,11 +594,21 @@ class Steps:
         -------
         Tensor
             ``(member, lead, y, x)`` or ``(batch, member, lead, y, x)`` mm h-1.
+
+        Raises
+        ------
+        DimensionError
+            Fewer than 3 frames, shapes that do not fit, or a frame used (the last
+            ``max(n_frames, 3)``) with no data at all (every pixel NaN).
         """
         squeeze = frames.dim() == 3
         x = frames.unsqueeze(0) if squeeze else frames
         if x.dim() != 4 or x.shape[1] < self.min_frames:
             raise DimensionError(f"frames: STEPS needs (batch, time >= 3, y, x), got shape {tuple(frames.shape)}")
+        # Checked here rather than only in estimate_motion/steps_ensemble, so the message
+        # indexes the frames the caller passed (those see only their last frames).
+        used = min(x.shape[1], max(self.n_frames, 3) if velocity is None else 3)
+        require_data(x[:, -used:], "frames", ("batch", "time"), purpose="STEPS", offset=x.shape[1] - used)
         v = self.motion(x) if velocity is None else velocity
         out = steps_ensemble(x, v, n_steps, self.n_members, seed=self.seed, params=self.params)
         return out[0] if squeeze else out

@@ -84,6 +84,22 @@ def test_cli_dataset_name(data_root: Path, tmp_path: Path, capsys: pytest.Captur
     assert ds["init_time"].values == np.datetime64("2015-05-15T19:00")
 
 
+def test_cli_init_starts_inside_the_event(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--init picks the frames up to a time, by frame time, whatever order the files come in."""
+    files = [str(p) for p in mch_files(data_root, 0, 12)]
+    shuffled = files[::2] + files[1::2]
+    common = ["--method", "persistence", "--lead-steps", "2", "--store", str(tmp_path), "--json"]
+    code, out, err = _run(capsys, "nowcast", "--input", *shuffled, "--init", "2015-05-15T16:10", "--last", "2", *common)
+    assert code == 0, err
+    ds = open_run_store(json.loads(out)["path"])
+    assert ds["init_time"].values == np.datetime64("2015-05-15T16:10")
+    assert str(ds.attrs["inputs"]).count(".gif") == 2
+
+    for init, message in (("2015-05-15T12:00", "no input frame at or before it"), ("soon", "not a time")):
+        code, _, err = _run(capsys, "nowcast", "--input", *files, "--init", init, *common)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_bad_input(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(p) for p in mch_files(data_root, 20, 3)]
     store = ["--store", str(tmp_path), "--json"]
