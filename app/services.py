@@ -11,7 +11,10 @@ A *source* of gridded fields is named by a string: ``"dataset:<sample dataset>"`
 Public API (by page): settings, catalog, store_status; sources, source_info, map_view,
 boundaries; stations, station_series, point_series, wind_observations, foehn_pairs,
 foehn_timeline, station_scores; runs_table, scores_table, score_leads, quality_reports;
-job_forms, submit_job; cases.
+job_forms, parse_form, submit_job; cases.
+
+Files are read only from the sample-data folder and the store: a path typed into the Run form
+that resolves elsewhere is refused (``confined_path``, ``readable_roots``).
 """
 
 from __future__ import annotations
@@ -833,6 +836,17 @@ def unavailable_job_modules() -> dict[str, str]:
 
 #: Spec fields that name input files: resolved from globs and sample dataset names.
 INPUT_FIELDS: frozenset[str] = frozenset({"inputs", "init"})
+#: Spec fields holding one file or folder (or a sample dataset name, or a built-in model name):
+#: the downscaling input and DEM, the global climatology, the global model (an adapter spec file).
+PATH_FIELDS: frozenset[str] = frozenset({"input", "dem", "climatology", "model"})
+#: Numeric fields the app bounds, ``(kind, field) → (lowest, highest)``. Jobs launched from the
+#: page run inside the server process while the user waits, so their size is capped at what a CPU
+#: finishes in a few minutes; the CLI (``meteolens nowcast``...) has no such cap.
+FORM_LIMITS: dict[tuple[str, str], tuple[int, int]] = {
+    ("nowcast", "lead_steps"): (1, 72),  # 6 h of 5-minute radar frames
+    ("nowcast", "members"): (1, 50),
+    ("global", "lead_hours"): (1, 240),  # 10 days
+}
 
 
 def device_choices() -> list[str]:
@@ -842,13 +856,104 @@ def device_choices() -> list[str]:
     return list(DEVICE_CHOICES)
 
 
-def parse_form(kind: str, raw: dict[str, Any]) -> Any:
-    """Build the job spec of ``kind`` from form values (text lists split on commas).
+def readable_roots() -> tuple[Path, ...]:
+    """The folders the app may read files from: the sample-data folder and the store (symlinks resolved)."""
+    s = settings()
+    return tuple(Path(os.path.realpath(p)) for p in (s.data_root, s.store_root) if p is not None)
+
+
+def confined_path(text: str, what: str) -> Path:
+    """A path typed into a form, made absolute and checked to lie inside :func:`readable_roots`.
+
+    Relative paths are taken relative to the sample-data folder (the server's working directory
+    means nothing to a user in a browser). The check resolves ``..`` and symbolic links, also in
+    the fixed part of a glob pattern, so neither can reach outside the allowed folders.
+
+    Parameters
+    ----------
+    text : str
+        What the user typed: a file, a folder or a glob pattern.
+    what : str
+        The form field, for the message.
+
+    Returns
+    -------
+    Path
+        The absolute path (or pattern), unresolved so that glob characters survive.
 
     Raises
     ------
     JobError
-        The spec rejects a value (its message says which and why).
+        The path lies outside the data and store folders, or is relative without a data folder.
+    """
+    from engine.errors import JobError
+
+    roots = readable_roots()
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        data_root = settings().data_root
+        if data_root is None:
+            raise JobError(f"{what}: relative path {text!r} needs a sample-data folder (set METEOLENS_DATA)")
+        path = data_root / path
+    # realpath works on patterns too: a wildcard component is a name that does not exist, and a
+    # '..' after it removes it, which is what the glob would do.
+    real = Path(os.path.realpath(path))
+    if not any(real.is_relative_to(root) for root in roots):
+        raise JobError(
+            f"{what}: {text!r} is outside the folders this app reads "
+            f"({' and '.join(str(r) for r in roots)}); give a sample dataset name or a path inside them"
+        )
+    return path
+
+
+def _check_limits(kind: str, name: str, value: Any) -> None:
+    """Refuse a number outside :data:`FORM_LIMITS` with a message that gives the allowed range."""
+    from engine.errors import JobError
+
+    bounds = FORM_LIMITS.get((kind, name))
+    if bounds is None or value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    low, high = bounds
+    if not low <= value <= high:
+        raise JobError(
+            f"{kind}: {name.replace('_', ' ')} = {value:g} is out of range: {low} to {high} for a job run from "
+            f"the app (the `meteolens {kind}` command has no such limit)"
+        )
+
+
+def _typed_path(kind: str, name: str, item: str) -> str:
+    """A value of a path field: sample dataset and built-in model names pass, paths are confined."""
+    from engine.errors import JobError
+
+    if item.lower() in datasets.load_catalogue():
+        return item
+    if kind == "global" and name == "model":
+        from engine.jobs.global_job import GLOBAL_MODELS
+
+        if item in GLOBAL_MODELS:
+            return item
+    path = confined_path(item, name)
+    if not any(ch in item for ch in "*?[") and not path.exists():
+        raise JobError(
+            f"{kind}: {name}: no such file, folder or sample dataset {item!r} "
+            f"(relative paths are read from the data folder {settings().data_root})"
+        )
+    return str(path)
+
+
+def parse_form(kind: str, raw: dict[str, Any]) -> Any:
+    """Build the job spec of ``kind`` from form values (text lists split on commas).
+
+    File names are confined to the data and store folders (:func:`confined_path`), numbers to
+    :data:`FORM_LIMITS`, before the spec validates the rest.
+
+    Raises
+    ------
+    JobError
+        A path outside the allowed folders, a file that does not exist, a number out of range, or
+        a value the spec rejects (its message says which and why).
+    ReaderError
+        An input pattern that matches no file.
     """
     from engine.errors import JobError
 
@@ -866,14 +971,20 @@ def parse_form(kind: str, raw: dict[str, Any]) -> Any:
         elif f.kind == "list":
             items = [v.strip() for v in str(value).replace("\n", ",").split(",") if v.strip()]
             if name in INPUT_FIELDS:
-                # Files, globs, folders or sample dataset names → the files (as the CLI does).
-                values[name] = tuple(str(p) for p in datasets.resolve_inputs(items, settings().data_root))
+                # Files, globs, folders or sample dataset names → the files (as the CLI does), each
+                # confined to the allowed folders before and after globbing (a match may be a link).
+                typed = [_typed_path(kind, name, item) for item in items]
+                files = datasets.resolve_inputs(typed, settings().data_root)
+                values[name] = tuple(str(confined_path(str(p), name)) for p in files)
                 continue
             try:
                 values[name] = tuple(casts[f.item](v) for v in items)
             except ValueError as err:
                 raise JobError(f"{kind}: {name.replace('_', ' ')}: expected {f.item} values, got {value!r}") from err
+        elif name in PATH_FIELDS and isinstance(value, str):
+            values[name] = _typed_path(kind, name, value.strip())
         else:
+            _check_limits(kind, name, value)
             values[name] = value
     try:
         return cls(**values)
@@ -891,9 +1002,11 @@ def submit_job(spec: Any, progress: Callable[[float, str], None]) -> Any:
     """
     from engine.jobs.runner import LocalExecutor
 
-    result = LocalExecutor(settings(), catalog()).submit(spec, progress=progress)
-    st.cache_data.clear()  # new run, new scores: every listing must see it
-    return result
+    try:
+        return LocalExecutor(settings(), catalog()).submit(spec, progress=progress)
+    finally:
+        # A new run, succeeded or failed (catalogued with its error): every listing must see it.
+        st.cache_data.clear()
 
 
 # ------------------------------------------------------------------------------- cases

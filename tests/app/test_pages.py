@@ -199,3 +199,97 @@ def test_first_start_builds_the_demo_store_in_the_page(tmp_path, monkeypatch, ap
     assert [m.value for m in at.metric if m.label == "Stations"] == ["1"]
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+# ------------------------------------------------------------------ bad input in the Run form
+
+MCH = "pysteps-data/radar/mch/20150515"
+
+
+@pytest.fixture()
+def own_store(app_env, tmp_path, monkeypatch):  # noqa: ANN001, ANN201 (pytest fixtures)
+    """A copy of the test store, for tests that launch (or try to launch) jobs into it."""
+    import shutil
+
+    import streamlit as st
+
+    copy = tmp_path / "store"
+    shutil.copytree(app_env.store_root, copy)
+    monkeypatch.setenv("METEOLENS_STORE", str(copy))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return copy
+
+
+def _submit_nowcast(at: AppTest, inputs: str, method: str = "extrapolation", lead_steps: int = 3) -> AppTest:
+    """Fill the nowcast form (CPU) and press Run; fail on any exception."""
+    selectbox(at, "device").set_value("cpu")
+    {t.label: t for t in at.text_input}["inputs"].input(inputs)
+    {t.label: t for t in at.text_input}["method"].input(method)
+    {n.label: n for n in at.number_input}["lead steps"].set_value(lead_steps)
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _n_runs(store: Path) -> int:
+    from engine.storage.catalog import Catalog
+
+    return len(Catalog(store / "catalog.duckdb").list_runs())
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        ("/etc/passwd", "outside the folders this app reads"),
+        ("../../../../../etc/*", "outside the folders this app reads"),
+        (f"{MCH}/*/../../../../../../etc/hostname", "outside the folders this app reads"),
+        (f"{MCH}/no-such-frame.gif", "no such file, folder or sample dataset"),
+        (f"{MCH}/AQC1999*.gif", "glob matches no files"),
+    ],
+    ids=["absolute", "relative-up", "glob-up", "unknown-file", "empty-glob"],
+)
+def test_run_form_refuses_paths_outside_the_folders_and_unknown_files(own_store, inputs, expected):
+    """What cannot be read, or must not be, is a message in the page; no job is started."""
+    before = _n_runs(own_store)
+    at = _submit_nowcast(run_page("pages/run.py", job="nowcast"), inputs)
+    assert at.error, "a message is shown"
+    assert expected in at.error[0].value and at.error[0].value.startswith("The nowcast job failed")
+    assert not at.success
+    assert _n_runs(own_store) == before, "nothing was launched"
+
+
+def test_run_form_refuses_a_downscale_input_outside_the_folders(own_store):
+    at = run_page("pages/run.py", job="downscale")
+    _fill_downscale(at, "/etc/hostname")
+    assert at.error and "outside the folders this app reads" in at.error[0].value
+    assert "/etc/hostname" in at.error[0].value
+
+
+@pytest.mark.parametrize("lead_steps", [0, 500])
+def test_run_form_out_of_range_lead_time_is_a_message(own_store, lead_steps):
+    before = _n_runs(own_store)
+    at = _submit_nowcast(run_page("pages/run.py", job="nowcast"), "mch-2015-05-15", lead_steps=lead_steps)
+    assert at.error and f"lead steps = {lead_steps} is out of range: 1 to 72" in at.error[0].value
+    assert _n_runs(own_store) == before
+
+
+def test_a_failed_job_is_reported_and_the_app_stays_usable(own_store):
+    """A job that fails while running: the page says why, the run is listed as failed, the next job runs."""
+    at = run_page("pages/run.py", job="nowcast")
+    # Extrapolation needs two frames to estimate motion: one frame passes the form, fails in the job.
+    _submit_nowcast(at, f"{MCH}/AQC151351600F_00005.801.gif")
+    assert at.error and "needs at least 2 frames" in at.error[0].value
+    runs = at.dataframe[0].value
+    failed = runs[runs["status"] == "failed"]
+    assert len(failed) == 1 and "needs at least 2 frames" in failed["error"].iloc[0]
+    # Same session, same form: a valid job now succeeds and is listed.
+    _submit_nowcast(at, f"{MCH}/AQC1513516[01]*.gif", method="persistence")
+    assert not at.error, [e.value for e in at.error]
+    assert at.success and "succeeded" in at.success[0].value
+    runs = at.dataframe[0].value
+    assert sorted(runs.loc[runs["model"].str.startswith("nowcast/"), "status"].value_counts().items()) == [
+        ("failed", 1),
+        ("succeeded", 3),
+    ]
