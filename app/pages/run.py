@@ -59,10 +59,16 @@ else:
 
         try:
             spec = services.parse_form(kind, values)
-            result = services.submit_job(spec, progress)
+        except Exception as err:
+            # refused before anything ran: say what to correct, not that a job failed
+            st.error(f"The {kind} job was not started: {services.error_text(err)}")
+            spec = None
+        try:
+            result = services.submit_job(spec, progress) if spec is not None else None
         except Exception as err:
             st.error(f"The {kind} job failed: {services.error_text(err)}")
-        else:
+            result = None
+        if result is not None:
             st.success(f"Run {result.run_id} succeeded in {result.compute_seconds:.1f} s.")
             st.page_link(
                 "pages/maps.py",

@@ -138,7 +138,7 @@ def test_run_page_reports_bad_input_then_runs_a_job(app_env):
     assert selectbox(at, "device").value == "auto"
     assert at.dataframe, "the runs table is shown"
     _fill_downscale(at, "no-such-dataset")
-    assert at.error and "downscale job failed" in at.error[0].value and "no-such-dataset" in at.error[0].value
+    assert at.error and "downscale job was not started" in at.error[0].value and "no-such-dataset" in at.error[0].value
     _fill_downscale(at, "blizzard-1996")
     assert not at.error, [e.value for e in at.error]
     assert at.success and "succeeded" in at.success[0].value
@@ -255,7 +255,7 @@ def test_run_form_refuses_paths_outside_the_folders_and_unknown_files(own_store,
     before = _n_runs(own_store)
     at = _submit_nowcast(run_page("pages/run.py", job="nowcast"), inputs)
     assert at.error, "a message is shown"
-    assert expected in at.error[0].value and at.error[0].value.startswith("The nowcast job failed")
+    assert expected in at.error[0].value and at.error[0].value.startswith("The nowcast job was not started")
     assert not at.success
     assert _n_runs(own_store) == before, "nothing was launched"
 
