@@ -98,6 +98,33 @@ def _jsonable(value: object) -> object:
     return value
 
 
+def event_summary(events: pd.DataFrame) -> dict[str, float | int | str | None]:
+    """Headline numbers of a Foehn event list (:func:`verification.foehn.foehn_events`).
+
+    Returns
+    -------
+    dict
+        ``count``; ``median_duration_h``, ``mean_duration_h``, ``events_6h_or_longer``;
+        ``longest_start`` (ISO time) and ``longest_duration_h``; ``median_temperature_rise_K``
+        (valley warming at onset, over events whose preceding hour is known). ``None`` where
+        there are no events.
+    """
+    if events.empty:
+        return {"count": 0, "median_duration_h": None, "mean_duration_h": None, "events_6h_or_longer": 0,
+                "longest_start": None, "longest_duration_h": None, "median_temperature_rise_K": None}
+    longest = events.loc[events["duration_h"].idxmax()]
+    rise = events["temperature_rise"].dropna()
+    return {
+        "count": len(events),
+        "median_duration_h": float(events["duration_h"].median()),
+        "mean_duration_h": float(events["duration_h"].mean()),
+        "events_6h_or_longer": int((events["duration_h"] >= 6).sum()),
+        "longest_start": pd.Timestamp(longest["start"]).isoformat(),
+        "longest_duration_h": float(longest["duration_h"]),
+        "median_temperature_rise_K": float(rise.median()) if len(rise) else None,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``meteolens foehn``."""
     concomitants = [c for c in args.concomitants.split(",") if c.strip()]
@@ -129,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         out=str(args.out),
         events_file=str(args.events) if args.events else None,
         n_events=len(events),
+        events=event_summary(events),
         notes=notes,
         monthly_frequency={int(k): float(v) for k, v in foehn_statistics(fit)["month"]["frequency"].items()},
     )
@@ -140,5 +168,12 @@ def run(args: argparse.Namespace) -> int:
             f"on {fit.n_obs} hours: Foehn dtheta {fit.mu['foehn']:.2f} ± {fit.sigma['foehn']:.2f} K, "
             f"no Foehn {fit.mu['no_foehn']:.2f} ± {fit.sigma['no_foehn']:.2f} K; "
             f"{summary['foehn_hours']} Foehn hours in {len(events)} events → {args.out}"
+        )
+        h = fit.hours
+        print(
+            f"hours: {h['valley']} valley and {h['crest']} crest records, {h['common']} in common, "
+            f"{h['incomplete']} with missing values, {h['outside_sector']} outside the wind sectors (p = 0); "
+            f"Foehn on {100 * summary['foehn_frequency']:.1f} % of the {h['valid']} valid hours "
+            f"(mean probability {100 * summary['mean_probability']:.1f} %)"
         )
     return 0

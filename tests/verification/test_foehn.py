@@ -212,6 +212,50 @@ def test_real_foehn_hours_are_southerly_and_in_the_cold_season(real_pair: tuple[
     assert cold["foehn_hours"].sum() / cold["n_hours"].sum() > warm["foehn_hours"].sum() / warm["n_hours"].sum()
 
 
+@pytest.fixture(scope="module")
+def full_fit():
+    """The issue's foehnix configuration on the whole 2006-2018 record (under a second)."""
+    d = _data_dir()
+    valley = _read_foehnix_csv(d / "ellboegen.csv", "2006-01-01", "2018-12-31 23:00")
+    crest = _read_foehnix_csv(d / "sattelberg.csv", "2006-01-01", "2018-12-31 23:00")
+    return _fit(valley, crest, concomitants=["rh", "ff"], valley_sector=(43, 223), crest_sector=(90, 270))
+
+
+def test_full_record_foehn_frequency_is_near_foehnix(full_fit) -> None:
+    fit = full_fit
+    assert fit.converged
+    h = fit.hours
+    # Every hour is accounted for: valid = fitted + outside the sectors; the rest lack a value.
+    assert h["valid"] == h["fitted"] + h["outside_sector"] == int(fit.probability.notna().sum())
+    assert h["common"] == h["valid"] + h["incomplete"]
+    assert h["fitted"] == fit.n_obs
+    freq = fit.summary()["foehn_frequency"]
+    # foehnix (R) classifies about 18 % of the valid hours as Foehn with this configuration.
+    # Our Δθ is a potential-temperature difference, foehnix's the crest temperature plus the
+    # dry-adiabatic 10.27 K minus the valley one (a factor about 1.04 and an offset near 1 K
+    # apart), and "about 18 %" is itself rounded: ±2 percentage points allow for both (we get
+    # 18.0 %). The band still catches real mistakes: without the crest sector the frequency is
+    # 24 %, with the Foehn label on the wrong component over 80 %; dropping the concomitants
+    # (16.2 %) sits at its edge, which is why their signs are checked on their own below.
+    assert 0.16 <= freq <= 0.20
+    # The mean probability tells the same story (foehnix reports both).
+    assert abs(fit.summary()["mean_probability"] - freq) < 0.02
+    assert fit.coefficients["rh2m"] < 0 < fit.coefficients["wind_speed"]
+
+
+def test_full_record_probability_is_high_in_dry_strong_southerly_wind(full_fit) -> None:
+    hv = full_fit.hourly.dropna(subset=["probability"])
+    south_dry_strong = hv["wind_dir"].between(150, 210) & (hv["wind_speed"] > 5) & (hv["rh2m"] < 50)
+    assert south_dry_strong.sum() > 50  # enough hours for the mean to mean something
+    p_in = hv.loc[south_dry_strong, "probability"].mean()
+    p_out = hv.loc[~south_dry_strong, "probability"].mean()
+    assert p_in > 0.8
+    assert p_in > 3 * p_out
+    # The seasonal cycle of the Alpine south Foehn: spring and late autumn peaks, summer minimum.
+    month = foehn_statistics(full_fit)["month"]["frequency"]
+    assert month.loc[[4, 5, 11]].min() > month.loc[[6, 7, 8]].max()
+
+
 # ------------------------------------------------------------------ model output (Dataset) input
 
 
@@ -244,6 +288,36 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(FoehnError, match="do not overlap"):
         _fit(valley, later)
     assert issubclass(FoehnError, WxError)
+
+
+def test_station_records_with_gaps_use_the_common_valid_hours() -> None:
+    valley, crest, _ = _synthetic(3_000, seed=7)
+    # The valley misses a block of 200 hours, the crest every 10th hour, and 50 crest values are NaN.
+    valley_gappy = valley.drop(valley.index[1_000:1_200])
+    crest_gappy = crest.drop(crest.index[::10]).copy()
+    crest_gappy.iloc[500:550, crest_gappy.columns.get_loc("t2m")] = np.nan
+    fit = _fit(valley_gappy, crest_gappy, concomitants=["rh"])
+    common = valley_gappy.index.intersection(crest_gappy.index)
+    assert fit.hours["valley"] == 2_800 and fit.hours["crest"] == 2_700
+    assert fit.hours["common"] == len(common) == len(fit.hourly)
+    assert fit.hours["incomplete"] == int(crest_gappy.loc[common, "t2m"].isna().sum()) > 0
+    assert fit.n_obs == fit.hours["valid"] == len(common) - fit.hours["incomplete"]
+    assert fit.probability.isna().sum() == fit.hours["incomplete"]
+    assert fit.summary()["hours"]["fitted"] == fit.n_obs
+
+
+def test_duplicate_time_stamps() -> None:
+    valley, crest, _ = _synthetic(2_000, seed=8)
+    # The same record twice is harmless and kept once: the fit is the one without the repeat.
+    repeated = pd.concat([valley, valley.iloc[[10, 11]]])
+    a = _fit(valley, crest, concomitants=["rh"])
+    b = _fit(repeated, crest, concomitants=["rh"])
+    np.testing.assert_allclose(a.probability.to_numpy(), b.probability.to_numpy())
+    # Two different records for one hour: an error naming the input and the first such time.
+    clash = valley.iloc[[30, 20]].assign(t2m=lambda f: f["t2m"] + 1.0)
+    with pytest.raises(FoehnError, match=r"ellboegen\.csv: 2 time stamp\(s\) with different records, first at "
+                                         + f"{valley.index[20]:%Y-%m-%d %H:%M}"):
+        _fit(pd.concat([valley, clash]), crest, names=("ellboegen.csv", "sattelberg.csv"))
 
 
 # ------------------------------------------------------------------ CLI
@@ -300,6 +374,18 @@ def test_cli_writes_csv_and_json(station_files: tuple[Path, Path], tmp_path: Pat
     assert table["probability"].between(0, 1).all()
     assert len(pd.read_csv(events)) == summary["n_events"]
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write left no temporary file
+
+
+def test_cli_text_output_reports_the_hours_of_gappy_files(
+    station_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v, c = station_files
+    gappy = tmp_path / "gappy.csv"
+    pd.read_csv(c, sep=";").drop(index=range(100, 400)).to_csv(gappy, sep=";", index=False)
+    assert _cli([*_base_args(v, gappy, tmp_path / "foehn.csv"), "--concomitants", "rh"]) == 0
+    out = capsys.readouterr().out
+    assert "hours: 3000 valley and 2700 crest records, 2700 in common, 0 with missing values" in out
+    assert "of the 2700 valid hours" in out
 
 
 def test_cli_fails_cleanly(station_files: tuple[Path, Path], tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 
 from engine.errors import CoordError, VariableNotFoundError, WxError
-from engine.lexicon import attrs_for
+from engine.lexicon import attrs_for, convert_units
 from engine.models.regional.grid import LatLonGrid, dem_to_grid, interp_regular, normalise_longitudes, target_grid
 from engine.models.regional.neural_field import NeuralFieldDownscaler
 from engine.models.regional.temperature import STANDARD_LAPSE, LapseRateDownscaler
@@ -79,6 +79,84 @@ def _subset(ds: xr.Dataset, grid: LatLonGrid, margin: float) -> xr.Dataset:
     return ds
 
 
+#: Plausible ranges of the downscaled variables in canonical units, checked on the median (a few
+#: bad points should not trip it) and the extremes; outside them the units are almost surely wrong.
+_PLAUSIBLE: dict[str, tuple[float, float, str]] = {
+    # Air temperature in K: the coldest and hottest surface readings ever (184 K, 330 K) with room.
+    "t2m": (150.0, 350.0, "K"),
+    "t": (150.0, 350.0, "K"),
+    # Wind components in m s-1: 10 m gusts beyond 120 m s-1 are unknown; km/h or knots of a jet
+    # stream would exceed that.
+    "u10": (-120.0, 120.0, "m s-1"),
+    "v10": (-120.0, 120.0, "m s-1"),
+}
+#: Highest terrain on Earth (Everest, 8849 m) with margin: DEM heights above this are not metres.
+_MAX_TERRAIN_M = 9000.0
+
+
+def _check_units(da: xr.DataArray, variable: str, name: str) -> None:
+    """Refuse values whose range shows wrong units (degC given for K, km/h for m s-1)."""
+    if variable not in _PLAUSIBLE:
+        return
+    lo, hi, units = _PLAUSIBLE[variable]
+    values = np.asarray(da.values, dtype="float64")
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise DownscaleError(f"{name}: {variable} has no finite values")
+    vmin, vmax, med = float(finite.min()), float(finite.max()), float(np.median(finite))
+    if units == "K" and med < lo:
+        raise DownscaleError(
+            f"{name}: {variable} ranges {vmin:.1f}..{vmax:.1f} (median {med:.1f}), which looks like degC; "
+            f"expected kelvin (K), e.g. add 273.15"
+        )
+    if vmin < lo or vmax > hi:
+        raise DownscaleError(
+            f"{name}: {variable} ranges {vmin:.4g}..{vmax:.4g}, outside the plausible {lo:g}..{hi:g} {units}; "
+            f"expected {units} (check the units of the input)"
+        )
+
+
+def _dem_in_metres(dem: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """The DEM with its heights in metres: a DEM labelled ``km`` is converted, others pass."""
+    da = dem["orography"] if isinstance(dem, xr.Dataset) and "orography" in dem else dem
+    if not isinstance(da, xr.DataArray):
+        return dem
+    units = str(da.attrs.get("units", "m")).strip()
+    if units in ("km", "kilometre", "kilometer", "kilometres", "kilometers"):
+        metres = da.copy(data=convert_units(da.values.astype("float64"), "km", "m"))
+        metres.attrs["units"] = "m"
+        return dem.assign(orography=metres) if isinstance(dem, xr.Dataset) else metres
+    return dem
+
+
+def _check_dem_heights(z_fine: np.ndarray, grid: LatLonGrid) -> None:
+    """Refuse DEM heights on the domain that cannot be metres (feet, decimetres or kilometres)."""
+    top = float(np.nanmax(z_fine))
+    if top > _MAX_TERRAIN_M:
+        raise DownscaleError(
+            f"--dem: terrain reaches {top:.0f} over the domain, higher than any mountain on Earth (8849 m); "
+            "the DEM must be in metres (feet?)"
+        )
+    # Kilometres: a whole domain of a degree or more that never rises 10 units above the sea is
+    # far more likely a km DEM than land that flat (even the Netherlands reach 322 m).
+    span = (float(np.ptp(grid.lat)) + grid.dlat, float(np.ptp(grid.lon)) + grid.dlon)
+    if 0.0 < top < 10.0 and min(span) >= 1.0 - 1e-6:
+        raise DownscaleError(
+            f"--dem: terrain over the domain is only {float(np.nanmin(z_fine)):.3g}..{top:.3g} high, which looks like "
+            "kilometres; the DEM must be in metres (set its units attribute to 'km' to have it converted)"
+        )
+
+
+def _dem_extent(dem: xr.Dataset | xr.DataArray, centre: float) -> tuple[float, float, float, float]:
+    """Bounding box (lat0, lat1, lon0, lon1) of the DEM's points, longitudes in the frame around ``centre``."""
+    da = dem["orography"] if isinstance(dem, xr.Dataset) and "orography" in dem else dem
+    if "lat" not in da.coords or "lon" not in da.coords:
+        raise CoordError(f"--dem: orography needs 'lat' and 'lon' coordinates; has {list(da.coords)}")
+    lat = np.asarray(da["lat"].values, dtype="float64")
+    lon = normalise_longitudes(np.asarray(da["lon"].values, dtype="float64"), centre)
+    return float(lat.min()), float(lat.max()), float(lon.min()), float(lon.max())
+
+
 def _default_domain(ds: xr.Dataset) -> tuple[float, float, float, float]:
     lat, lon = ds["lat"].values, ds["lon"].values
     dlat, dlon = abs(float(lat[1] - lat[0])), abs(float(lon[1] - lon[0]))
@@ -113,6 +191,8 @@ def downscale_dataset(
         Target grid spacing (degrees).
     dem : Dataset or DataArray, optional
         Terrain (``orography``, m) covering the domain; required by every method but bilinear.
+        A DEM whose ``units`` attribute is ``km`` is converted to metres; heights that cannot be
+        metres (above 9000, or below 10 over a whole domain of a degree or more) are refused.
     domain : (lat0, lat1, lon0, lon1), optional
         Target box (degrees); the input's extent when omitted.
     method : str, optional
@@ -139,7 +219,9 @@ def downscale_dataset(
     ------
     VariableNotFoundError, CoordError, DownscaleError
         Missing variables, a grid that is not regular or does not cover the domain, an unknown
-        method or one that does not fit the variable, a missing DEM.
+        method or one that does not fit the variable, a missing DEM or one that does not cover
+        the domain, values in implausible units (temperature in degC, winds in km/h, a DEM in
+        km or feet).
     """
     options = dict(options or {})
     name = str(ds.attrs.get("source_files", "input"))
@@ -160,6 +242,8 @@ def downscale_dataset(
         if v not in ds.data_vars:
             raise VariableNotFoundError(name, f"method {method} needs {v!r}; has {', '.join(map(str, ds.data_vars))}")
     ds = _regular(ds, name)
+    for v in variables:
+        _check_units(ds[v], v, name)
     box = tuple(float(x) for x in domain) if domain is not None else _default_domain(ds)
     if len(box) != 4:
         raise DownscaleError(f"--domain needs 4 numbers LAT0 LAT1 LON0 LON1, got {box}")
@@ -172,7 +256,21 @@ def downscale_dataset(
     if coarse.dlat < resolution * 0.999:
         raise DownscaleError(f"--resolution {resolution} is coarser than the input grid ({coarse.dlat:g} deg)")
 
-    z_fine = dem_to_grid(dem, fine, name="--dem") if dem is not None else None
+    z_fine: np.ndarray | None = None
+    if dem is not None:
+        dem = _dem_in_metres(dem)
+        lat0, lat1, lon0, lon1 = _dem_extent(dem, float(np.mean(fine.lon)))
+        # Half a fine cell of slack: a DEM whose outermost points are cell centres of the same
+        # domain still covers it.
+        slack = 0.5 * resolution + 1e-9
+        if lat0 > box[0] + slack or lat1 < box[1] - slack or lon0 > box[2] + slack or lon1 < box[3] - slack:
+            raise CoordError(
+                f"--dem does not cover the requested domain: DEM covers lat {lat0:.2f}..{lat1:.2f}, "
+                f"lon {lon0:.2f}..{lon1:.2f};"
+                f" domain lat {box[0]:.2f}..{box[1]:.2f}, lon {box[2]:.2f}..{box[3]:.2f} (choose --domain inside the DEM)"
+            )
+        z_fine = dem_to_grid(dem, fine, name="--dem")
+        _check_dem_heights(z_fine, fine)
     z_coarse: np.ndarray | None = None
     if method in ("lapse_rate", "fixed_lapse", "neural_field"):
         if coarse_orography is not None:
@@ -181,7 +279,22 @@ def downscale_dataset(
         elif "orography" in work.data_vars:
             z_coarse = work["orography"].transpose("lat", "lon").values
         else:
-            # "Derived from the DEM by block-averaging to the coarse grid": the grid-box mean.
+            # "Derived from the DEM by block-averaging to the coarse grid": the grid-box mean. The
+            # regression margin around the domain may reach beyond a DEM that covers just the
+            # domain: keep only the coarse cells whose centres the DEM covers (the bilinear step
+            # still reaches every fine point, which lie within half a coarse cell of them).
+            lat0, lat1, lon0, lon1 = _dem_extent(dem, float(np.mean(fine.lon)))  # type: ignore[arg-type]
+            clat, clon = work["lat"].values, work["lon"].values
+            eps = 1e-6 * coarse.dlat
+            keep_lat = np.flatnonzero((clat >= lat0 - eps) & (clat <= lat1 + eps))
+            keep_lon = np.flatnonzero((clon >= lon0 - eps) & (clon <= lon1 + eps))
+            if keep_lat.size < 2 or keep_lon.size < 2:
+                raise DownscaleError(
+                    f"--dem covers fewer than 2x2 cells of the input grid ({coarse.dlat:g} deg); "
+                    "give a DEM that extends at least one input cell beyond the domain"
+                )
+            work = work.isel(lat=keep_lat, lon=keep_lon)
+            coarse = LatLonGrid.of(work)
             z_coarse = dem_to_grid(dem, coarse, name="--dem")  # type: ignore[arg-type]
         if z_coarse.shape != coarse.shape:
             raise CoordError(f"coarse orography shape {z_coarse.shape} does not match the input grid {coarse.shape}")
