@@ -12,16 +12,28 @@ attribute          number (badness)                                            b
 ``false_alarms``   FAR at the moderate threshold (FAR)                          0.1 / 0.25 / 0.5 / 0.75
 ``intensity``      SAL amplitude A (:math:`|A|`)                                0.1 / 0.25 / 0.5 / 1
 ``high_values``    ratio r of the wet high quantiles (:math:`|\log_2 r|`)       0.1 / 0.25 / 0.5 / 1
-``location``       SAL location L (L)                                           0.05 / 0.1 / 0.2 / 0.4
+``location``       shift d in FSS windows, SAL location L (max(d, L / 0.4))     0.1 / 0.25 / 0.5 / 1
 ``structure``      SAL structure S (:math:`|S|`)                                0.1 / 0.25 / 0.5 / 1
-``sharpness``      short-wave power ratio p (:math:`|\log_2 p|`)                0.5 / 1 / 2 / 4
+``sharpness``      ratio p of short-wave power shares (:math:`|\log_2 p|`)      0.2 / 0.5 / 1 / 2
 ``scale_skill``    FSS at the moderate threshold and window (1 - FSS)           0.1 / 0.25 / 0.5 / 0.75
 ``evolution``      FSS at the last / first lead, sequences only (1 - ratio)     0.1 / 0.25 / 0.5 / 0.75
 =================  ==========================================================  ==========================
 
 A badness at or below the first breakpoint rates 5, above the last 1. The breakpoints put a
 factor-2 error in area, intensity or peak values at rating 2 and halve the allowed error per
-rating step. The overall grade is the mean of the available ratings (equal weights), and the
+rating step. Sharpness compares powers, squares of amplitudes, so its breakpoints on
+:math:`|\log_2 p|` are twice the amplitude ones (a factor-2 loss of amplitude at short
+wavelengths is rating 2), and it compares each field's *share* of power at short wavelengths,
+so a forecast that is uniformly too weak or too strong is rated on intensity, not on
+sharpness. Location takes the worse of two displacement measures: the best-matching shift
+(phase correlation) in units of the FSS window, so a shift by one window is rating 2 (the
+neighbourhood scale at which skill is asked for is also the scale a placement error must stay
+well below), and SAL L, which also sees objects misplaced in different directions (divided by
+0.4, its breakpoints are 0.04 / 0.1 / 0.2 / 0.4 of the domain diagonal). Without the shift term
+a pure displacement of a few kilometres hardly moves L, which is relative to the domain, while
+misses, false alarms and FSS pay for it twice (the double penalty): the displaced forecast
+would be rated worse on everything but its location. ``docs/radar_quality.md`` shows the
+ratings of displaced, blurred, scaled and inflated copies of an observed radar sequence. The overall grade is the mean of the available ratings (equal weights), and the
 written assessment has one sentence per attribute that quotes the number behind its rating,
 so every statement is traceable. Sequence reports pool the counts over lead times with
 :class:`~verification.metrics.categorical.ContingencyTable` and the FSS sums, rather than
@@ -75,9 +87,9 @@ ATTRIBUTES: dict[str, Attribute] = {
         Attribute("false_alarms", "forecast rain that is not observed, FAR", (0.1, 0.25, 0.5, 0.75)),
         Attribute("intensity", "domain-mean rain, SAL amplitude", (0.1, 0.25, 0.5, 1.0)),
         Attribute("high_values", "retention of the heaviest rain, ratio of high quantiles", (0.1, 0.25, 0.5, 1.0)),
-        Attribute("location", "placement of the rain, SAL location", (0.05, 0.1, 0.2, 0.4)),
+        Attribute("location", "placement of the rain, best-matching shift and SAL location", (0.1, 0.25, 0.5, 1.0)),
         Attribute("structure", "size and peakedness of rain objects, SAL structure", (0.1, 0.25, 0.5, 1.0)),
-        Attribute("sharpness", "small-scale detail, power ratio at short wavelengths", (0.5, 1.0, 2.0, 4.0)),
+        Attribute("sharpness", "small-scale detail, share of power at short wavelengths", (0.2, 0.5, 1.0, 2.0)),
         Attribute("scale_skill", "neighbourhood skill, FSS", (0.1, 0.25, 0.5, 0.75)),
         Attribute("evolution", "skill kept over the lead times, last / first FSS", (0.1, 0.25, 0.5, 0.75)),
     )
@@ -223,8 +235,15 @@ def _numbers(fcst: xr.DataArray, obs: xr.DataArray, table: xr.Dataset, cfg: Qual
     spec_f = power_spectrum(f0, spacing=cfg.spacing_km)
     spec_o = power_spectrum(o0, spacing=cfg.spacing_km)
     short = spec_f.wavelength < cfg.sharp_wavelength_km
-    p_o = float(spec_o.where(short).mean())
-    power_ratio = float(spec_f.where(short).mean()) / p_o if p_o > 0 else np.nan
+
+    def short_share(spec: xr.DataArray) -> float:
+        # share of the (radially averaged) power at short wavelengths: a scale-free measure of
+        # small-scale detail, unchanged when the whole field is multiplied by a constant
+        total = float(spec.sum())
+        return float(spec.where(short).sum()) / total if total > 0 else np.nan
+
+    share_f, share_o = short_share(spec_f), short_share(spec_o)
+    power_ratio = share_f / share_o if share_o > 0 else np.nan
     shift = displacement(f0, o0, spacing=cfg.spacing_km)
     return {
         "frequency_bias": b_light,
@@ -238,6 +257,8 @@ def _numbers(fcst: xr.DataArray, obs: xr.DataArray, table: xr.Dataset, cfg: Qual
         "quantile_fcst": q_f,
         "quantile_obs": q_o,
         "power_ratio": power_ratio,
+        "short_share_fcst": share_f,
+        "short_share_obs": share_o,
         "fss": float(fss(f0, o0, threshold=thr_m, window=cfg.fss_window)),
         "dx_km": float(shift.dx_km),
         "dy_km": float(shift.dy_km),
@@ -248,9 +269,17 @@ def _log2_ratio(a: float, b: float) -> float:
     return abs(float(np.log2(a / b))) if a > 0 and b > 0 else np.nan
 
 
-def _ratings(n: dict[str, float]) -> dict[str, dict[str, Any]]:
+def _worst(*values: float) -> float:
+    """Largest of the finite values; NaN when none is finite."""
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite) if finite else np.nan
+
+
+def _ratings(n: dict[str, float], cfg: QualityConfig) -> dict[str, dict[str, Any]]:
     """Badness, rating and the numbers behind each attribute."""
     q_ratio = n["quantile_fcst"] / n["quantile_obs"] if n["quantile_obs"] > 0 else np.nan
+    shift_km = float(np.hypot(n["dx_km"], n["dy_km"]))
+    window_km = cfg.fss_window * cfg.spacing_km
     badness = {
         "coverage": (_log2_ratio(n["frequency_bias"], 1.0), {"frequency_bias": n["frequency_bias"]}),
         "misses": (1.0 - n["pod"], {"pod": n["pod"]}),
@@ -263,9 +292,25 @@ def _ratings(n: dict[str, float]) -> dict[str, dict[str, Any]]:
             _log2_ratio(n["quantile_fcst"], n["quantile_obs"]),
             {"ratio": q_ratio, "quantile_fcst": n["quantile_fcst"], "quantile_obs": n["quantile_obs"]},
         ),
-        "location": (n["location"], {"location": n["location"], "dx_km": n["dx_km"], "dy_km": n["dy_km"]}),
+        "location": (
+            _worst(shift_km / window_km, n["location"] / 0.4),
+            {
+                "location": n["location"],
+                "shift_km": shift_km,
+                "window_km": window_km,
+                "dx_km": n["dx_km"],
+                "dy_km": n["dy_km"],
+            },
+        ),
         "structure": (abs(n["structure"]), {"structure": n["structure"]}),
-        "sharpness": (_log2_ratio(n["power_ratio"], 1.0), {"power_ratio": n["power_ratio"]}),
+        "sharpness": (
+            _log2_ratio(n["power_ratio"], 1.0),
+            {
+                "power_ratio": n["power_ratio"],
+                "short_share_fcst": n["short_share_fcst"],
+                "short_share_obs": n["short_share_obs"],
+            },
+        ),
         "scale_skill": (1.0 - n["fss"], {"fss": n["fss"]}),
     }
     out = {}
@@ -324,11 +369,12 @@ def _sentences(ratings: Mapping[str, Mapping[str, Any]], cfg: QualityConfig) -> 
             f"against {h['quantile_obs']:.1f} mm/h observed (ratio {h['ratio']:.2f}; {_r(h)})."
         )
     loc = ratings["location"]
-    if np.isfinite(loc["location"]):
+    if loc["rating"] is not None:
         word = "well placed" if loc["rating"] == 5 else "displaced"
         out.append(
-            f"The rain is {word} (SAL location {loc['location']:.2f}; {_r(loc)}); the best-matching shift of the forecast "
-            f"is {loc['dx_km']:+.0f} km along x and {loc['dy_km']:+.0f} km along y."
+            f"The rain is {word}: the best-matching shift of the forecast is {loc['dx_km']:+.0f} km along x and "
+            f"{loc['dy_km']:+.0f} km along y, {loc['shift_km'] / loc['window_km']:.2f} FSS windows of "
+            f"{loc['window_km']:g} km (SAL location {loc['location']:.2f}; {_r(loc)})."
         )
     s = ratings["structure"]
     if np.isfinite(s["structure"]):
@@ -350,8 +396,9 @@ def _sentences(ratings: Mapping[str, Mapping[str, Any]], cfg: QualityConfig) -> 
             else "exaggerated (the forecast is too noisy)"
         )
         out.append(
-            f"Small-scale detail is {word}: the forecast holds {sh['power_ratio']:.0%} of the observed power at "
-            f"wavelengths below {cfg.sharp_wavelength_km:g} km ({_r(sh)})."
+            f"Small-scale detail is {word}: {sh['short_share_fcst']:.1%} of the forecast's power is at wavelengths "
+            f"below {cfg.sharp_wavelength_km:g} km against {sh['short_share_obs']:.1%} of the observed "
+            f"(ratio {sh['power_ratio']:.2f}; {_r(sh)})."
         )
     sk = ratings["scale_skill"]
     if np.isfinite(sk["fss"]):
@@ -433,7 +480,7 @@ def assess_frame(
         raise DimensionError(f"assess_frame takes single 2-D frames; extra dims {extra} (use assess_sequence)")
     table = _table(fcst, obs, cfg).table
     assert table is not None  # update() was called
-    ratings = _ratings(_numbers(fcst, obs, table, cfg))
+    ratings = _ratings(_numbers(fcst, obs, table, cfg), cfg)
     lead = None if lead_time is None else pd.Timedelta(lead_time)
     return _finish("frame", lead, ratings, cfg)
 
@@ -497,7 +544,7 @@ def assess_sequence(
         lead = pd.Timedelta(leads[k]) if np.issubdtype(np.asarray(leads).dtype, np.timedelta64) else None
         frames.append(assess_frame(f_k, o_k, config=cfg, lead_time=lead))
     assert accumulated.table is not None
-    ratings = _ratings(_numbers(fcst, obs, accumulated.table, cfg))
+    ratings = _ratings(_numbers(fcst, obs, accumulated.table, cfg), cfg)
     per_lead = fss(
         fcst.fillna(0.0),
         obs.fillna(0.0),

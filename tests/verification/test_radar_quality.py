@@ -157,3 +157,63 @@ def test_bad_inputs():
         QualityConfig(light_threshold=2.0, moderate_threshold=1.0)
     with pytest.raises(ValueError, match="sharp_wavelength_km"):
         QualityConfig(spacing_km=10.0)
+
+
+# ---------------------------------------------------------------- orderings on real radar
+
+#: Attribute groups of DESIGN.md ("intensity and high-value retention", "structure and
+#: sharpness"): a uniformly weaker field is weaker in its mean and in its peaks alike.
+ORDERINGS = {
+    "displaced": {"location"},
+    "blurred": {"structure", "sharpness"},
+    "scaled_down": {"intensity", "high_values"},
+    "inflated": {"false_alarms"},
+}
+
+
+def _inflate(rain: np.ndarray) -> np.ndarray:
+    """Light rain (0.1-1 mm/h) within 6 km of moderate rain raised to 1.2 mm/h: too much moderate rain."""
+    moderate = ndimage.binary_dilation(rain >= 1.0, iterations=6)
+    return np.where(moderate & (rain >= 0.1) & (rain < 1.0), 1.2, rain)
+
+
+@pytest.fixture(scope="module")
+def observed_sequence(data_root) -> xr.DataArray:
+    """Two observed MeteoSwiss frames, 2016-07-11 21:40 and 21:45, 200 km x 200 km of convection."""
+    io = pytest.importorskip("pysteps.io")
+    utils = pytest.importorskip("pysteps.utils")
+    files = sorted((data_root / "pysteps-data/radar/mch/20160711").glob("AQC*.gif"))[11:13]
+    frames = []
+    for path in files:
+        r, _, meta = io.import_mch_gif(str(path), product="AQC", unit="mm", accutime=5.0)
+        frames.append(np.nan_to_num(utils.to_rainrate(r, meta)[0][200:400, 250:450]))
+    leads = pd.to_timedelta([5, 10], "min")
+    obs = xr.DataArray(np.stack(frames), dims=["lead_time", "y", "x"], coords={"lead_time": leads})
+    perfect, _ = assess_sequence(obs, obs)
+    assert all(v["rating"] == 5 for v in perfect.ratings.values())  # so a drop below is 5 - rating
+    return obs
+
+
+@pytest.mark.parametrize("kind", sorted(ORDERINGS))
+def test_each_degradation_drops_its_own_attribute_the_most(observed_sequence, kind):
+    obs = observed_sequence
+    degrade = {
+        "displaced": lambda a: ndimage.shift(a, (0, 12), order=0, mode="constant"),  # 12 km east
+        "blurred": lambda a: ndimage.gaussian_filter(a, 1.0),  # 1 km Gaussian
+        "scaled_down": lambda a: 0.5 * a,
+        "inflated": _inflate,
+    }[kind]
+    fcst = obs.copy(data=np.stack([degrade(a) for a in obs.values]))
+    report, _ = assess_sequence(fcst, obs)
+    drop = {name: 5 - entry["rating"] for name, entry in report.ratings.items() if entry["rating"] is not None}
+    own = max(drop[name] for name in ORDERINGS[kind])
+    others = {name: d for name, d in drop.items() if name not in ORDERINGS[kind]}
+    assert own > max(others.values()), f"{kind}: {drop}"
+    # and the text names the error in the right direction
+    expected = {
+        "displaced": "+12 km along x",
+        "blurred": "lost (the forecast is too smooth)",
+        "scaled_down": "The domain-mean rain is too low",
+        "inflated": "is a false alarm",
+    }[kind]
+    assert expected in report.text

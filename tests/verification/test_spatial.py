@@ -66,6 +66,40 @@ def test_fss_sequences_add_dims():
     assert float(out.sel(threshold=0.5, window=9)) > float(out.sel(threshold=0.5, window=1))
 
 
+def _fss_by_filter(f: np.ndarray, o: np.ndarray, thr: float, n: int, w: np.ndarray | float = 1.0) -> float:
+    """Weighted FSS straight from the definition, with scipy's moving average (the pysteps way)."""
+    p_f = ndimage.uniform_filter((f >= thr).astype(float), size=n, mode="constant", cval=0.0, axes=(-2, -1))
+    p_o = ndimage.uniform_filter((o >= thr).astype(float), size=n, mode="constant", cval=0.0, axes=(-2, -1))
+    p_o = np.broadcast_to(p_o, p_f.shape)
+    return 1.0 - np.sum(w * (p_f - p_o) ** 2) / np.sum(w * (p_f**2 + p_o**2))
+
+
+def test_fss_windows_beyond_the_domain_match_pysteps():
+    # the summed-area table caps its padding at the grid size; windows wider than the grid
+    # (even and odd) must still equal the zero-padded moving average
+    f, o = make_rain(seed=5, ny=23, nx=31), make_rain(seed=6, ny=23, nx=31)
+    for n in (24, 31, 32, 47, 62, 63, 200):
+        np.testing.assert_allclose(float(fss(_da(f), _da(o), threshold=1.0, window=n)), ps_spatial.fss(f, o, 1.0, n))
+
+
+def test_fss_members_against_one_observation_and_weights():
+    # a forecast with members pairs every member with the same observation (xarray
+    # broadcasting), pooled over members and grid; weights weight both sums
+    members = np.stack([make_rain(seed=s, ny=40, nx=50) for s in range(3)])
+    o = make_rain(seed=30, ny=40, nx=50)
+    f_da = xr.DataArray(members, dims=["member", "y", "x"], coords={"member": [0, 1, 2]})
+    np.testing.assert_allclose(float(fss(f_da, _da(o), threshold=1.0, window=7)), _fss_by_filter(members, o, 1.0, 7))
+    per_member = fss(f_da, _da(o), threshold=1.0, window=7, preserve_dims="member")
+    assert per_member.dims == ("member",)
+    np.testing.assert_allclose(per_member.values, [ps_spatial.fss(m, o, 1.0, 7) for m in members], rtol=RTOL)
+    cos_lat = np.cos(np.deg2rad(np.linspace(40, 60, 40)))  # area weights along y
+    weights = xr.DataArray(cos_lat, dims=["y"])
+    np.testing.assert_allclose(
+        float(fss(f_da, _da(o), threshold=1.0, window=7, weights=weights)),
+        _fss_by_filter(members, o, 1.0, 7, cos_lat[:, None]),
+    )
+
+
 def test_fss_perfect_and_errors():
     f = _da(make_rain(seed=3))
     assert float(fss(f, f, threshold=1.0, window=5)) == pytest.approx(1.0)
