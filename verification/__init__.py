@@ -28,34 +28,9 @@ Radar quality (:mod:`verification.radar_quality`, imported on demand)
 
 from __future__ import annotations
 
-from verification.metrics import (
-    CATEGORICAL_SCORES,
-    ContingencyTable,
-    acc,
-    bias,
-    brier_score,
-    contingency_table,
-    correlation,
-    crps_ensemble,
-    csi,
-    displacement,
-    ets,
-    far,
-    frequency_bias,
-    fss,
-    hss,
-    latitude_weights,
-    mae,
-    mse,
-    pod,
-    power_spectrum,
-    rank_histogram,
-    reliability,
-    rmse,
-    sal,
-    scores_from_table,
-    spread_skill,
-)
+# The metric API is re-exported whole: one list of names, in verification.metrics.__all__.
+from verification.metrics import *  # noqa: F403
+from verification.metrics import __all__ as _metric_names
 from verification.stations import (
     STANDARD_LAPSE_RATE,
     match_to_stations,
@@ -65,35 +40,10 @@ from verification.stations import (
 )
 
 __all__ = [
-    "CATEGORICAL_SCORES",
+    *_metric_names,
     "STANDARD_LAPSE_RATE",
-    "ContingencyTable",
-    "acc",
-    "bias",
-    "brier_score",
-    "contingency_table",
-    "correlation",
-    "crps_ensemble",
-    "csi",
-    "displacement",
-    "ets",
-    "far",
-    "frequency_bias",
-    "fss",
-    "hss",
-    "latitude_weights",
-    "mae",
     "match_to_stations",
-    "mse",
-    "pod",
-    "power_spectrum",
-    "rank_histogram",
-    "reliability",
-    "rmse",
-    "sal",
     "score_table",
-    "scores_from_table",
-    "spread_skill",
     "vector_wind_error",
     "wind_direction_error",
 ]
