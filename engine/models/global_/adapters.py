@@ -36,6 +36,7 @@ Public API: ``Channel``, ``ModelSpec``, ``load_model_spec``, ``PretrainedAdapter
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 import warnings
 from collections import OrderedDict
@@ -55,6 +56,35 @@ from engine.models.base import models
 from engine.models.global_.initial import regrid_bilinear
 
 _FORMATS = ("onnx", "torchscript")
+#: onnxruntime prefixes its messages with "[ONNXRuntimeError] : <code> : <STATUS> : ".
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+#: torch appends a generic paragraph to every archive error ("This is an internal miniz error...").
+_TORCH_BOILERPLATE = re.compile(r"\s*This is an internal miniz error.*$", re.DOTALL)
+
+
+def _reason(err: BaseException) -> str:
+    """One short line from a back end's exception: status prefix and boilerplate removed.
+
+    onnxruntime and torch raise multi-line messages (TorchScript tracebacks, a paragraph of
+    advice); the CLI's contract is one line per error, so keep the first meaningful line only.
+    """
+    text = _TORCH_BOILERPLATE.sub("", _ORT_PREFIX.sub("", str(err).strip()))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    # TorchScript interpreter errors start with a banner and end with the actual error line.
+    if lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        return lines[-1]
+    return lines[0]
+
+
+def _size(path: Path) -> str:
+    """File size for error messages: a truncated download shows up as an unexpectedly small file."""
+    try:
+        n = path.stat().st_size
+    except OSError:
+        return "unreadable"
+    return f"{n} bytes" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
 
 
 @dataclass(frozen=True)
@@ -224,7 +254,11 @@ class PretrainedAdapter:
     Raises
     ------
     JobError
-        If the weights are missing or their input/output shapes contradict the spec.
+        If the weights are missing, cannot be loaded (truncated, corrupted, not in the declared
+        format: one line naming the file, its size and the back end's reason) or their declared
+        input/output shapes contradict the spec. A network without declared shapes (TorchScript,
+        ONNX with dynamic axes) that contradicts the spec fails at its first step, also with a
+        ``JobError`` naming the weights file.
     MissingDependencyError
         If onnxruntime (ONNX) or torch (TorchScript) is not installed.
     """
@@ -255,10 +289,17 @@ class PretrainedAdapter:
         providers = ["CPUExecutionProvider"]
         if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        # Fatal only: onnxruntime would otherwise print its own copy of every error to stderr
+        # before raising it; the error reaches the user once, as a JobError naming the file.
+        options.log_severity_level = 4
         try:
-            session = ort.InferenceSession(str(self.spec.weights), providers=providers)
-        except Exception as err:  # onnxruntime raises its own exception types for bad files
-            raise JobError(f"{self.spec.weights}: cannot load ONNX model: {err}") from err
+            session = ort.InferenceSession(str(self.spec.weights), sess_options=options, providers=providers)
+        except Exception as err:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail...)
+            raise JobError(
+                f"{self.spec.weights}: cannot load ONNX model ({_size(self.spec.weights)}; corrupted, truncated "
+                f"or not an ONNX file): {_reason(err)}"
+            ) from err
         inp = session.get_inputs()[0] if not self.spec.input_name else next(
             (i for i in session.get_inputs() if i.name == self.spec.input_name), None)
         if inp is None:
@@ -268,7 +309,10 @@ class PretrainedAdapter:
         in_name = inp.name
 
         def run(x: np.ndarray) -> np.ndarray:
-            return np.asarray(session.run([out_name], {in_name: x.astype("float32")})[0])
+            try:
+                return np.asarray(session.run([out_name], {in_name: x.astype("float32")})[0])
+            except Exception as err:  # a model with dynamic axes may only fail here, on a real input
+                raise JobError(f"{self.spec.weights}: the ONNX model failed on an input of shape {x.shape}: {_reason(err)}") from err
 
         used = session.get_providers()[0]
         return run, "cuda" if used == "CUDAExecutionProvider" else "cpu"
@@ -286,13 +330,23 @@ class PretrainedAdapter:
                 # torch >= 2.10 deprecates TorchScript, but it is the format users ship weights in.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 module = torch.jit.load(str(self.spec.weights), map_location=dev)
-        except (RuntimeError, ValueError) as err:
-            raise JobError(f"{self.spec.weights}: cannot load TorchScript model: {err}") from err
+        except Exception as err:  # RuntimeError for bad archives, but also OSError, pickle errors...
+            raise JobError(
+                f"{self.spec.weights}: cannot load TorchScript model ({_size(self.spec.weights)}; corrupted, "
+                f"truncated or not saved with torch.jit.save): {_reason(err)}"
+            ) from err
         module.eval()
 
         def run(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                y = module(torch.as_tensor(x, dtype=torch.float32, device=dev))
+            # TorchScript has no declared input shape, so a spec that contradicts the network is
+            # only found here; the interpreter's multi-line traceback is reduced to its last line.
+            try:
+                with torch.no_grad():
+                    y = module(torch.as_tensor(x, dtype=torch.float32, device=dev))
+            except RuntimeError as err:
+                raise JobError(f"{self.spec.weights}: the TorchScript model failed on an input of shape {x.shape}: {_reason(err)}") from err
+            if not isinstance(y, torch.Tensor):
+                raise JobError(f"{self.spec.weights}: the TorchScript model returned {type(y).__name__}; expected one tensor (batch, channel, lat, lon)")
             return y.detach().cpu().numpy()
 
         return run, str(dev)
@@ -343,6 +397,12 @@ class PretrainedAdapter:
         Normalises with the spec's mean/std, stacks the states along channels (oldest first, the
         FengWu order), runs the network one sample at a time (FengWu's ONNX has batch 1), keeps
         output channels ``[:C]`` and denormalises.
+
+        Raises
+        ------
+        JobError
+            If the network fails on the input or returns fewer than ``C`` channels; the message
+            names the weights file.
         """
         s = self.spec
         c = s.n_channels
