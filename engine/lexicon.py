@@ -4,7 +4,7 @@ Readers translate native names and units into these; nothing downstream guesses.
 variables carry their pressure level in hPa in the name (``z500``, ``t850``, ``u200``); the
 base quantity (``z``, ``t``, ``u``...) defines the units.
 
-Public API: ``Variable``, ``VARIABLES``, ``lookup``, ``level_name``, ``attrs_for``,
+Public API: ``Variable``, ``VARIABLES``, ``lookup``, ``level_name``, ``is_level_name``, ``attrs_for``,
 ``convert_units``.
 """
 
@@ -78,6 +78,11 @@ def level_name(base: str, level_hpa: float) -> str:
     if base not in VARIABLES or not _LEVEL_RE.match(f"{base}{int(level_hpa)}"):
         raise UnknownNameError("upper-air variable", base, [b for b in VARIABLES if _LEVEL_RE.match(b + "500")])
     return f"{base}{int(round(level_hpa))}"
+
+
+def is_level_name(name: str) -> bool:
+    """Whether ``name`` is a canonical upper-air name with its level (``z500``, ``t850``)."""
+    return _LEVEL_RE.match(name) is not None
 
 
 def lookup(name: str) -> Variable:

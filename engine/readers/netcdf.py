@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from engine.errors import FormatError
-from engine.lexicon import level_name
+from engine.lexicon import is_level_name, level_name
 from engine.readers._common import (
     NC_SUFFIXES,
     NcHeader,
@@ -90,7 +90,7 @@ def _layout(header: NcHeader) -> str | None:
     if "orog" in names:
         return "speedy_orog"
     for var, dims in names.items():
-        if _find(dims, _LAT_NAMES) and _find(dims, _LON_NAMES) and (var in UPPER_AIR or var in SINGLE_LEVEL):
+        if _find(dims, _LAT_NAMES) and _find(dims, _LON_NAMES) and (var in UPPER_AIR or var in SINGLE_LEVEL or is_level_name(var)):
             return "cf"
     return None
 
@@ -216,6 +216,10 @@ def _cf_grid(raw: xr.Dataset, path: Path) -> list[xr.DataArray]:
             out.append(canonical_da(da / G0, "orography", native_name="z"))
         elif not level_dim and name in SINGLE_LEVEL:
             out.append(canonical_da(da, SINGLE_LEVEL[str(name)], units=units or None, native_name=str(name)))
+        elif not level_dim and is_level_name(str(name)):
+            # Already canonical with its level (z500, t850): files written by meteolens itself or
+            # prepared for a pretrained model (the FengWu example in docs/global_models.md).
+            out.append(canonical_da(da, str(name), units=units or None, native_name=str(name)))
     if not out:
         raise FormatError(path, f"no variable with a canonical name; has {', '.join(map(str, ds.data_vars))}")
     return out

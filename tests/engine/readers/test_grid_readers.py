@@ -344,3 +344,25 @@ def test_pyproj_still_works_after_grib_import() -> None:
     code = "import engine.readers.grib, pyproj; print(pyproj.CRS.from_epsg(4326).name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "WGS 84" in out.stdout, out.stderr[-500:]
+
+
+def test_netcdf_with_canonical_level_names_keeps_them(tmp_path: Path) -> None:
+    """Files whose variables are already canonical with their level (z500, t850) keep them."""
+    lat = np.linspace(90.0, -90.0, 5)
+    lon = np.arange(0.0, 360.0, 90.0)
+    rng = np.random.default_rng(0)
+    z500 = 5.5e4 + 100.0 * rng.standard_normal((2, 5, 4))
+    t850 = 270.0 + rng.standard_normal((2, 5, 4))
+    times = np.array(["2017-01-01T00", "2017-01-01T06"], dtype="datetime64[ns]")
+    path = tmp_path / "canonical.nc"
+    xr.Dataset(
+        {
+            "z500": (("time", "lat", "lon"), z500, {"units": "m2 s-2"}),
+            "t850": (("time", "lat", "lon"), t850, {"units": "K"}),
+        },
+        coords={"time": times, "lat": lat, "lon": lon},
+    ).to_netcdf(path)
+    ds = open_any(path)
+    assert {"z500", "t850"} <= set(ds.data_vars)
+    np.testing.assert_allclose(ds["z500"].transpose("time", "lat", "lon").values, z500, rtol=1e-6)
+    assert ds["t850"].attrs["units"] == "K"
