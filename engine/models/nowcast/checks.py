@@ -7,7 +7,7 @@ is zero everywhere, so the solver returns its zero first guess), and a nowcast s
 all NaN. Either would be passed on silently as a valid-looking result, so the methods reject
 such frames with an error that names the frame.
 
-Public API: ``require_data``.
+Public API: ``require_data``, ``batched_frames``.
 """
 
 from __future__ import annotations
@@ -58,3 +58,20 @@ def require_data(fields: torch.Tensor, name: str, dims: tuple[str, ...], *, purp
     raise DimensionError(
         f"{name}: {where} has no data (every pixel is NaN); {purpose} needs data in every frame it uses"
     )
+
+
+def batched_frames(frames: torch.Tensor, min_frames: int, what: str) -> tuple[torch.Tensor, bool]:
+    """``(time, y, x)`` or ``(batch, time, y, x)`` frames as a batch, and whether one was added.
+
+    Raises
+    ------
+    DimensionError
+        Not 3-D or 4-D, or fewer than ``min_frames`` frames for the method ``what``.
+    """
+    squeeze = frames.dim() == 3
+    x = frames.unsqueeze(0) if squeeze else frames
+    if x.dim() != 4 or x.shape[1] < min_frames:
+        raise DimensionError(
+            f"frames: {what} needs (batch, time >= {min_frames}, y, x), got shape {tuple(frames.shape)}"
+        )
+    return x, squeeze

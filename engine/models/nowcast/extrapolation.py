@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import DimensionError
-from engine.models.nowcast.checks import require_data
+from engine.models.nowcast.checks import batched_frames, require_data
 from engine.models.nowcast.motion import FlowParams, estimate_motion
 
 
@@ -343,12 +343,7 @@ class Extrapolation:
             at all. Frames without rain give zero motion and an all-zero nowcast (NaN only
             where the input has no data).
         """
-        squeeze = frames.dim() == 3
-        x = frames.unsqueeze(0) if squeeze else frames
-        if x.dim() != 4 or x.shape[1] < self.min_frames:
-            raise DimensionError(
-                f"frames: extrapolation needs (batch, time >= 2, y, x), got shape {tuple(frames.shape)}"
-            )
+        x, squeeze = batched_frames(frames, self.min_frames, "extrapolation")
         # Checked here rather than only in estimate_motion, so the message indexes the frames
         # the caller passed (the motion sees only the last n_frames).
         used = min(x.shape[1], self.n_frames if velocity is None else 1)

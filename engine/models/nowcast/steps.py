@@ -79,7 +79,7 @@ from engine.models.nowcast.cascade import (
     compact_moments,
     gaussian_bandpass_filters,
 )
-from engine.models.nowcast.checks import require_data
+from engine.models.nowcast.checks import batched_frames, require_data
 from engine.models.nowcast.extrapolation import advect, departure_grids
 from engine.models.nowcast.motion import FlowParams, estimate_motion
 from engine.models.nowcast.noise import member_generators, nonparametric_filter, white_noise_spectrum
@@ -601,10 +601,7 @@ class Steps:
             Fewer than 3 frames, shapes that do not fit, or a frame used (the last
             ``max(n_frames, 3)``) with no data at all (every pixel NaN).
         """
-        squeeze = frames.dim() == 3
-        x = frames.unsqueeze(0) if squeeze else frames
-        if x.dim() != 4 or x.shape[1] < self.min_frames:
-            raise DimensionError(f"frames: STEPS needs (batch, time >= 3, y, x), got shape {tuple(frames.shape)}")
+        x, squeeze = batched_frames(frames, self.min_frames, "STEPS")
         # Checked here rather than only in estimate_motion/steps_ensemble, so the message
         # indexes the frames the caller passed (those see only their last frames).
         used = min(x.shape[1], max(self.n_frames, 3) if velocity is None else 3)
