@@ -12,7 +12,15 @@
    - ``bilinear`` (ours, torch) and the peer, xarray's ``Dataset.interp`` (scipy linear
      interpolation), on the T850 fields: what a user does without meteolens.
 
-2. **Foehn fit**: the foehnix mixture model on Ellboegen/Sattelberg 2006-2018 (about 96 000
+2. **Wind solvers** (``--cases wind_solvers``): the elliptic problem of the mass-consistent
+   adjustment on the same 400 x 400 grid and winds, stability ``alpha`` 1 and 0.1, solved by our
+   multigrid-preconditioned CG, by our CG with the Jacobi preconditioner it replaced, and by the
+   peer pyamg (smoothed-aggregation algebraic multigrid accelerating CG, scipy sparse, one
+   right-hand side at a time) on the identical sparse matrix and right-hand sides, all to a
+   relative residual of 1e-8. Our time includes building the operator and the wind correction;
+   pyamg's its hierarchy set-up and the two solves.
+
+3. **Foehn fit**: the foehnix mixture model on Ellboegen/Sattelberg 2006-2018 (about 96 000
    common hours), concomitants rh and ff, sectors 43-223 and 90-270 deg; reading both CSV files
    and the fit are timed separately. The peer, foehnix in R, cannot run here (R is not installed),
    so no ratio is given for it.
@@ -51,7 +59,7 @@ RESOLUTION = 0.05
 #: The 1 deg input covers the domain plus a 4 deg margin (the lapse-rate regression window).
 INPUT_LAT = np.arange(62.0, 33.9, -1.0)
 INPUT_LON = np.arange(-4.0, 24.1, 1.0)
-CASES = ("bilinear_xarray", "bilinear", "lapse_rate", "mass_consistent", "foehn")
+CASES = ("bilinear_xarray", "bilinear", "lapse_rate", "mass_consistent", "wind_solvers", "foehn")
 
 
 def _rss_mb() -> float:
@@ -138,6 +146,74 @@ def _downscale_case(case: str, root: Path, device: str, dem_name: str, repeat: i
     return row
 
 
+def _time_ours(first: object, h: object, geom: object, solver: str, repeat: int, sync: object) -> dict[str, object]:
+    """Median time of our adjustment of both wind fields with one preconditioner."""
+    from engine.models.regional.wind import adjust_winds
+
+    info: dict[str, float] = {}
+
+    def call() -> None:
+        nonlocal info
+        _, _, info = adjust_winds(first[0], first[1], h, geom, preconditioner=solver)  # type: ignore[index, arg-type]
+        sync()  # type: ignore[operator]
+
+    seconds = median_time(call, repeat, warmup=solver == "multigrid")  # one Jacobi solve takes a minute
+    return {"solver": f"ours, {solver}-preconditioned CG", "seconds": seconds, "iterations": info["iterations"]}
+
+
+def _time_pyamg(matrix: object, rhs: np.ndarray, repeat: int) -> dict[str, object]:
+    """Median time of pyamg's hierarchy set-up and one CG-accelerated solve per right-hand side."""
+    import pyamg
+
+    counts: list[int] = []
+
+    def call() -> None:
+        counts.clear()
+        ml = pyamg.smoothed_aggregation_solver(matrix, symmetry="symmetric")
+        for b in rhs:
+            residuals: list[float] = []
+            ml.solve(b.ravel(), tol=1e-8, accel="cg", residuals=residuals)
+            counts.append(len(residuals) - 1)
+
+    seconds = median_time(call, repeat)
+    return {"solver": f"pyamg {pyamg.__version__} smoothed aggregation + CG (peer)", "seconds": seconds,
+            "iterations": float(max(counts))}
+
+
+def _wind_solver_case(root: Path, device: str, dem_name: str, repeat: int) -> dict[str, object]:
+    """Our multigrid and Jacobi CG against pyamg on the adjustment's elliptic problem (400 x 400)."""
+    import torch
+
+    from engine.datasets import open_dataset
+    from engine.device import resolve_device
+    from engine.models.regional.grid import LatLonGrid, dem_to_grid, interp_regular, target_grid
+    from engine.models.regional.wind import FivePointOperator, LayerGeometry, layer_depth, layer_rhs
+
+    dev = resolve_device(device)
+    fine = target_grid(*DOMAIN, RESOLUTION)
+    z = dem_to_grid(open_dataset(dem_name, root).load(), fine)
+    ds = _one_deg_wind(root)
+    uv = torch.from_numpy(ds[["u10", "v10"]].to_array("variable").transpose("variable", ..., "lat", "lon").values)
+    first = interp_regular(uv.double(), LatLonGrid.of(ds), fine)
+    geom_cpu = LayerGeometry.of(fine)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    rows: list[dict[str, object]] = []
+    for alpha in (1.0, 0.1):
+        h = torch.from_numpy(layer_depth(z, alpha))
+        for solver, n in (("multigrid", repeat), ("jacobi", 1)):
+            row = _time_ours(first.to(dev), h.to(dev), LayerGeometry.of(fine, dev), solver, n, sync)
+            rows.append({"alpha": alpha, **row})
+        # The peer solves the identical system: our operator as a scipy sparse matrix.
+        matrix = FivePointOperator.of_layer(h, geom_cpu).to_scipy()
+        rhs = layer_rhs(first[0], first[1], h, geom_cpu).numpy()
+        rows.append({"alpha": alpha, **_time_pyamg(matrix, rhs, repeat)})
+    return {"case": "wind_solvers", "device": str(dev), "rows": rows, "peak_rss_mb": _peak_rss_mb()}
+
+
 def _foehn_case(root: Path, repeat: int) -> dict[str, object]:
     """Time reading the two station files and the EM fit, separately."""
     from engine.readers import open_any
@@ -197,7 +273,7 @@ def _table(rows: list[dict[str, object]], dem: str) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["case"] == "foehn":
+        if r["case"] in ("foehn", "wind_solvers"):
             continue
         ratio = f"{float(r['seconds_per_field']) / float(peer['seconds_per_field']):.2f}x" if peer else "-"
         extra = f" (peak CUDA {float(r['peak_cuda_mb']):.0f} MB)" if "peak_cuda_mb" in r else ""
@@ -206,6 +282,21 @@ def _table(rows: list[dict[str, object]], dem: str) -> str:
             f"{float(r['seconds_per_field']):.3f} | {ratio} | {float(r['peak_rss_mb']):.0f}{extra} | "
             f"{float(r['rss_before_mb']):.0f} |"
         )
+    solvers = next((r for r in rows if r["case"] == "wind_solvers"), None)
+    if solvers:
+        lines += [
+            "",
+            f"Mass-consistent wind solvers, 400 x 400, 2 wind fields, rtol 1e-8, device {solvers['device']}",
+            "",
+            "| alpha | solver | time (s) | iterations | time vs pyamg |",
+            "|---|---|---|---|---|",
+        ]
+        for alpha in (1.0, 0.1):
+            group = [r for r in solvers["rows"] if r["alpha"] == alpha]  # type: ignore[union-attr]
+            peer_s = next(float(r["seconds"]) for r in group if "peer" in str(r["solver"]))
+            for r in group:
+                lines.append(f"| {alpha:g} | {r['solver']} | {float(r['seconds']):.2f} | {int(r['iterations'])} | "
+                             f"{float(r['seconds']) / peer_s:.2f}x |")
     foehn = next((r for r in rows if r["case"] == "foehn"), None)
     if foehn:
         h = foehn["hours"]
@@ -240,8 +331,12 @@ def main() -> None:
     if root is None:
         raise SystemExit("sample data not found: set METEOLENS_DATA")
     if args.case:
-        row = _foehn_case(root, args.repeat) if args.case == "foehn" else _downscale_case(
-            args.case, root, args.device, args.dem, args.repeat)
+        if args.case == "foehn":
+            row = _foehn_case(root, args.repeat)
+        elif args.case == "wind_solvers":
+            row = _wind_solver_case(root, args.device, args.dem, args.repeat)
+        else:
+            row = _downscale_case(args.case, root, args.device, args.dem, args.repeat)
         print(json.dumps(row, default=str))
         return
     rows = [_run_child(c, args) for c in args.cases.split(",") if c]
