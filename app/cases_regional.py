@@ -13,6 +13,9 @@ Two cases, each built by :func:`run_case` (``meteolens case NAME``, and ``[[case
     The same analyses onto the 1-arcmin Colorado DEM at 0.02 deg, compared with the ASOS stations
     FNL, LMO and 1V6 (0CO has no substantiated position, see ``assets/airports.csv``). The 1996
     blizzard analyses do not overlap the 2017 ASOS records, so the 2017 ERA5 analyses are used.
+    The ASOS stations report at their own minutes (FNL :55/:56, LMO :14/:34/:54, 1V6 :15/:35/:55),
+    so each analysis time is compared with each station's nearest valid report within
+    :data:`ASOS_TOLERANCE` (``VerifyOptions.time_tolerance``; ties go to the earlier report).
 
 **What is compared.** The sample ERA5 file holds no 2 m temperature, only ``t850`` and ``z850``.
 The cases use a documented *proxy*: the ensemble-mean 850 hPa temperature brought from the
@@ -38,8 +41,12 @@ enough, and the proxy's crest-valley difference is set by its lapse rate and the
 heights, not by the flow, so no Foehn classification of the model pair is attempted (the result
 says so).
 
-Public API: ``StationCase``, ``CASES``, ``CaseResult``, ``CaseError``, ``era5_t2m_proxy``,
-``asos_at_times``, ``run_case``, ``comparison_table``.
+Both cases are verified by :func:`verification.pipeline.verify_run` (bias, MAE and RMSE per
+station and lead time, the same over all stations, the persistence baseline of the downscaled
+run, and the point forecasts).
+
+Public API: ``StationCase``, ``CASES``, ``CaseResult``, ``CaseError``, ``ASOS_TOLERANCE``,
+``era5_t2m_proxy``, ``run_case``, ``comparison_table``.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,10 +69,9 @@ from engine.errors import WxError
 from engine.models.regional.grid import LatLonGrid, dem_to_grid
 from engine.readers.stations import FOEHNIX_STATIONS, airport_table
 from engine.storage.catalog import Catalog
-from engine.storage.zarr_store import open_run_store, software_versions, write_run_store
+from engine.storage.zarr_store import software_versions, write_run_store
 from verification.foehn import prepare_pair
 from verification.pipeline import VerifyOptions, verify_run
-from verification.stations import match_to_stations, score_table
 
 Progress = Callable[[float, str], None]
 
@@ -78,7 +84,8 @@ COARSE_OROGRAPHY = "ifs-orography"
 #: The analyses both cases downscale.
 ANALYSIS = "era5-ensemble-2017-01"
 #: How far an ASOS report may be from an analysis time and still stand for it (reports come every
-#: 5-20 min, so 30 min always finds one unless the station was silent).
+#: 5-20 min, so 30 min always finds one unless the station was silent); the METAR convention of
+#: the hour's routine report (hh:53) standing for the hour.
 ASOS_TOLERANCE = pd.Timedelta("30min")
 
 
@@ -103,10 +110,14 @@ class StationCase:
     resolution : float
         Fine grid spacing (degrees).
     stations : tuple of str
-        Station datasets: one-station foehnix datasets (verified with ``verify_run``) or one
-        multi-station ASOS dataset (observations sampled at the analysis times first).
+        Station datasets: one-station foehnix datasets or one multi-station ASOS dataset (whose
+        stations and reports of the case's days are also put in the catalogue).
     start : str
         First analysis time used (it becomes the run's init time).
+    time_tolerance : Timedelta
+        How far a station report may be from an analysis time (``VerifyOptions.time_tolerance``):
+        0 for the hourly foehnix records, which have a report at every analysis time;
+        :data:`ASOS_TOLERANCE` for ASOS.
     """
 
     name: str
@@ -116,6 +127,7 @@ class StationCase:
     resolution: float
     stations: tuple[str, ...]
     start: str = "2017-01-01T00:00"
+    time_tolerance: pd.Timedelta = pd.Timedelta(0)
 
     @property
     def run_ids(self) -> dict[str, str]:
@@ -141,6 +153,7 @@ CASES: dict[str, StationCase] = {
         domain=(38.0, 40.8, -106.0, -104.4),
         resolution=0.02,
         stations=("asos-colorado-2017-01",),
+        time_tolerance=ASOS_TOLERANCE,
     ),
 }
 
@@ -250,39 +263,6 @@ def era5_t2m_proxy(era5: xr.Dataset, coarse_orography: np.ndarray, *, lapse: flo
     return out.assign_coords(valid_time=out["init_time"] + out["lead_time"])
 
 
-def asos_at_times(ds: xr.Dataset, times: Sequence[np.datetime64], *, tolerance: pd.Timedelta = ASOS_TOLERANCE) -> xr.Dataset:
-    """ASOS reports sampled at given times: per station, the report nearest in time within ``tolerance``.
-
-    Parameters
-    ----------
-    ds : Dataset
-        ASOS data on ``(station, time)`` (irregular report times, NaN where a station did not report).
-    times : sequence of datetime64
-        Target times.
-    tolerance : Timedelta
-        Largest allowed distance between a report and a target time; NaN beyond.
-
-    Returns
-    -------
-    Dataset
-        The variables on ``(station, time)`` at ``times``, station coordinates kept.
-    """
-    target = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]"))
-    parts = []
-    for sid in ds["station"].values:
-        # each station reports at its own minutes (FNL :00, LMO :13/:34/:54...): pick per station
-        have = ds.sel(station=sid).dropna("time", how="all")
-        if have.sizes["time"] == 0:
-            parts.append(ds.sel(station=sid).isel(time=[0] * len(target)).assign_coords(time=target).where(False))
-            continue
-        idx = pd.DatetimeIndex(have["time"].values)
-        pos = idx.get_indexer(target, method="nearest")
-        far = xr.DataArray(np.abs(idx[pos] - target) > tolerance, dims="time", coords={"time": target})
-        parts.append(have.isel(time=pos).assign_coords(time=target).where(~far))
-    out = xr.concat(parts, dim="station", coords="different", compat="equals", join="exact")
-    return out.assign_coords({c: ds[c] for c in ds.coords if ds[c].dims == ("station",)})
-
-
 # --------------------------------------------------------------------------------------------
 # building a case
 # --------------------------------------------------------------------------------------------
@@ -331,7 +311,8 @@ def _ensure_runs(case: StationCase, settings: Settings, catalog: Catalog, proxy:
         executor.submit(spec, run_id=run_id)
 
 
-def _verify_foehnix(case: StationCase, catalog: Catalog, data_root: Path) -> list[str]:
+def _verify(case: StationCase, catalog: Catalog, data_root: Path) -> list[str]:
+    """Verify both runs against each station dataset of the case (skipping what is already scored)."""
     notes = []
     for method, run_id in case.run_ids.items():
         for ref in case.stations:
@@ -339,49 +320,26 @@ def _verify_foehnix(case: StationCase, catalog: Catalog, data_root: Path) -> lis
             if len(have) and (have["reference"] == f"dataset:{ref}").any():
                 continue
             # persistence only once (for the downscaled run): it does not depend on the method
-            options = VerifyOptions(variable="t2m", metrics=("bias", "mae", "rmse"), persistence=method == "lapse_rate")
+            options = VerifyOptions(
+                variable="t2m",
+                metrics=("bias", "mae", "rmse"),
+                persistence=method == "lapse_rate",
+                time_tolerance=case.time_tolerance,
+            )
             result = verify_run(catalog, run_id, ref, data_root=data_root, options=options)
             notes.extend(f"{run_id} vs {ref}: {n}" for n in result.notes)
     return notes
 
 
-def _verify_asos(case: StationCase, catalog: Catalog, data_root: Path) -> list[str]:
-    """Match both runs to the ASOS stations at the analysis times; write point forecasts and scores."""
+def _prepare_asos(case: StationCase, catalog: Catalog, data_root: Path) -> list[str]:
+    """The ASOS stations (with names) and their reports of the case's days into the catalogue."""
     (ref,) = case.stations
-    label = f"dataset:{ref}"
     obs_all = datasets.open_dataset(ref, data_root)
     notes = []
     unknown = obs_all.attrs.get("stations_without_coordinates")
     if unknown:
         notes.append(f"{unknown}: no position in assets/airports.csv, left out")
-    obs_all = obs_all.sel(station=np.isfinite(obs_all["lat"].values))
-    _ingest_asos(catalog, obs_all, label, case.start)
-    for run_id in case.run_ids.values():
-        if len(catalog.scores(run_id)):
-            continue
-        rec = catalog.get_run(run_id)
-        fc = open_run_store(rec.path)["t2m"].isel(init_time=0)
-        init = pd.Timestamp(np.ravel(open_run_store(rec.path)["init_time"].values)[0])
-        valid = (init + pd.to_timedelta(fc["lead_time"].values)).to_numpy()
-        obs = asos_at_times(obs_all[["t2m"]], valid)["t2m"]
-        meta = pd.DataFrame({"station": obs_all["station"].values.astype(str), "lat": obs_all["lat"].values,
-                             "lon": obs_all["lon"].values, "elevation": obs_all["elevation"].values})
-        grid = fc.drop_vars([c for c in fc.coords if c not in fc.dims]).to_dataset(name="t2m")
-        matched = match_to_stations(grid, meta, method="bilinear")["t2m"].load()
-        matched = matched.drop_vars([c for c in matched.coords if c not in matched.dims])
-        obs = obs.rename(time="lead_time").assign_coords(lead_time=fc["lead_time"].values)
-        obs = obs.drop_vars([c for c in obs.coords if c not in obs.dims]).transpose(*matched.dims)
-        table = score_table(matched.rename("t2m"), obs.rename("t2m"), by=("station", "lead_time"))
-        table = table[table["n"] > 0]
-        rows = [
-            {"run_id": run_id, "reference": label, "variable": "t2m", "lead_time": r.lead_time, "metric": m,
-             "threshold": np.nan, "scale": np.nan, "region": f"station:{r.station}", "value": float(getattr(r, m))}
-            for r in table.itertuples(index=False) for m in ("bias", "mae", "rmse")
-        ]
-        catalog.insert_scores(pd.DataFrame(rows))
-        points = matched.to_dataframe(name="value").reset_index().rename(columns={"station": "station_id"})
-        points = points.assign(run_id=run_id, variable="t2m", init_time=init, member=None)
-        catalog.insert_point_forecasts(points[["run_id", "station_id", "init_time", "lead_time", "variable", "value", "member"]])
+    _ingest_asos(catalog, obs_all.sel(station=np.isfinite(obs_all["lat"].values)), f"dataset:{ref}", case.start)
     return notes
 
 
@@ -475,10 +433,10 @@ def run_case(
     _ensure_runs(case, settings, catalog, proxy, say)
     say(0.6, f"{name}: verifying at the stations")
     if case.stations[0].startswith("asos"):
-        notes = _verify_asos(case, catalog, settings.data_root)
+        notes = _prepare_asos(case, catalog, settings.data_root) + _verify(case, catalog, settings.data_root)
         foehn = None
     else:
-        notes = _verify_foehnix(case, catalog, settings.data_root)
+        notes = _verify(case, catalog, settings.data_root)
         foehn = _foehn_pair(case, catalog, settings.data_root)
         notes.append(
             f"Foehn mixture model not fitted: {len(foehn)} analysis times (it needs hundreds of hours), and the "

@@ -20,7 +20,8 @@ Spatial
 Ensemble and probability
     ``crps_ensemble``, ``rank_histogram``, ``spread_skill``, ``brier_score``, ``reliability``
 Stations (:mod:`verification.stations`)
-    ``match_to_stations``, ``score_table``, ``wind_direction_error``, ``vector_wind_error``,
+    ``match_to_stations``, ``match_to_times`` (nearest valid report within a time tolerance),
+    ``nearest_time_indices``, ``score_table``, ``wind_direction_error``, ``vector_wind_error``,
     ``STANDARD_LAPSE_RATE``
 Radar quality (:mod:`verification.radar_quality`, imported on demand)
     ``assess_frame``, ``assess_sequence``, ``QualityConfig``, ``QualityReport``, ``ATTRIBUTES``
@@ -34,6 +35,8 @@ from verification.metrics import __all__ as _metric_names
 from verification.stations import (
     STANDARD_LAPSE_RATE,
     match_to_stations,
+    match_to_times,
+    nearest_time_indices,
     score_table,
     vector_wind_error,
     wind_direction_error,
@@ -43,6 +46,8 @@ __all__ = [
     *_metric_names,
     "STANDARD_LAPSE_RATE",
     "match_to_stations",
+    "match_to_times",
+    "nearest_time_indices",
     "score_table",
     "vector_wind_error",
     "wind_direction_error",

@@ -7,10 +7,11 @@ itself: every number comes from :mod:`verification.metrics`, :mod:`verification.
 Three cases, chosen from the data (not from the run's kind):
 
 * **projected grids** (``y, x``; radar nowcasts): the reference is a set of observed frames
-  (sample dataset, files, or another run); each lead time is compared with the frame at the
-  same *valid* time, which must exist exactly. Default metrics: POD, FAR, CSI, ETS and
-  frequency bias at 0.1, 1 and 5 mm/h, the FSS at 1 and 5 mm/h over :data:`DEFAULT_WINDOWS`,
-  MAE, RMSE and bias, and the CRPS for ensembles (deterministic scores use the ensemble mean).
+  (sample dataset, files, or another run); each lead time is compared with the frame at its
+  *valid* time (exactly, or the nearest within ``time_tolerance``: see below). Default
+  metrics: POD, FAR, CSI, ETS and frequency bias at 0.1, 1 and 5 mm/h, the FSS at 1 and
+  5 mm/h over :data:`DEFAULT_WINDOWS`, MAE, RMSE and bias, and the CRPS for ensembles
+  (deterministic scores use the ensemble mean).
 * **latitude-longitude grids** (``lat, lon``; global runs): the reference is an analysis; it
   is interpolated bilinearly to the run grid when the grids differ (``xarray.interp``, with
   longitudes brought to the run's convention and padded by one column on each side on global
@@ -23,6 +24,34 @@ Three cases, chosen from the data (not from the run's kind):
   ``station_lat`` / ``station_lon`` attributes): the forecast is matched to the stations
   (:func:`verification.match_to_stations`, bilinear), scored per station and lead time
   (:func:`verification.score_table`), and the matched values are written as point forecasts.
+
+Matching in time
+    Each forecast valid time is compared with the reference time nearest to it within
+    :attr:`VerifyOptions.time_tolerance` (inclusive; a tie goes to the earlier reference time;
+    :func:`verification.stations.nearest_time_indices`). The default tolerance is 0, an exact
+    match, for every kind of reference, so existing scores do not change and a reference at
+    another cadence fails loudly instead of being matched to reports the user did not expect.
+    Station references are matched **per station** and only to *valid* reports: each
+    station's nearest finite observation within the tolerance is used
+    (:func:`verification.stations.match_to_times`), so a missing (NaN) report never hides a
+    valid one a few minutes away, one station's gap does not move another's match, and a
+    station with no valid report within the tolerance has no score at that lead time (NaN,
+    left out), never a farther report. For METAR / ASOS stations ``30min`` is the usual choice
+    (each hour's routine report, at hh:53 or so, lies within it); for a gridded reference a
+    tolerance lets a lead time use a shifted frame when the frame at its valid time is missing.
+    A valid time with no reference time at all within the tolerance is an error (projected
+    grids, stations) or left out with a note (analyses), as with exact matching. The times
+    actually used are returned in :attr:`VerificationResult.obs_time` (and the ``obs_time``
+    coordinate of :attr:`VerificationResult.observations` for stations); the catalogue has no
+    column for them, so they are not stored. The persistence baseline uses the reference
+    matched to the init time the same way.
+
+Repeated reference times
+    A station reference that repeats a time is refused with an error naming the reference and
+    the repeated times (two reports at one time are ambiguous; the ASOS reader already keeps
+    the last of repeated rows). Gridded references index one frame per time: a time found in
+    more than one file (or twice in one file) is taken from the first file in the order given
+    (globs and folders sorted), and :func:`verify_run` notes how many times repeated.
 
 Scores are tidy rows ``run_id, reference, variable, lead_time, metric, threshold, scale,
 region, value``. ``threshold`` is in the variable's units (mm/h for rain), ``scale`` is the
@@ -48,7 +77,7 @@ Large archives
     chunked (dask) inputs and gives identical numbers.
 
 Public API: ``VerifyOptions``, ``VerificationResult``, ``QualityResult``, ``VerificationError``,
-``Reference``, ``FrameIndex``,
+``Reference``, ``FrameIndex``, ``parse_time_tolerance``,
 ``METRICS``, ``DEFAULT_THRESHOLDS``, ``DEFAULT_FSS_THRESHOLDS``, ``DEFAULT_WINDOWS``,
 ``verify_run``, ``assess_run``, ``score_fields``, ``open_reference``, ``regrid_latlon``,
 ``grid_spacing_km``, ``run_grid_spacing_km``, ``windows_from_km``, ``baseline_run_id``,
@@ -57,6 +86,7 @@ Public API: ``VerifyOptions``, ``VerificationResult``, ``QualityResult``, ``Veri
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import threading
 import warnings
@@ -86,7 +116,7 @@ from verification.metrics import (
     spread_skill,
 )
 from verification.radar_quality import QualityConfig, QualityReport, assess_sequence
-from verification.stations import match_to_stations, score_table
+from verification.stations import match_to_stations, match_to_times, nearest_time_indices, score_table
 
 __all__ = [
     "DEFAULT_FSS_THRESHOLDS",
@@ -103,6 +133,7 @@ __all__ = [
     "baseline_run_id",
     "grid_spacing_km",
     "open_reference",
+    "parse_time_tolerance",
     "regrid_latlon",
     "run_grid_spacing_km",
     "score_fields",
@@ -192,6 +223,58 @@ def _finite_floats(values: Sequence[Any], what: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def parse_time_tolerance(value: Any, *, name: str = "time_tolerance") -> pd.Timedelta:
+    """A time tolerance as a non-negative :class:`pandas.Timedelta`.
+
+    Parameters
+    ----------
+    value : str, Timedelta, timedelta, timedelta64 or None
+        ``"30min"``, ``"1h"``, ``"PT30M"``, ``"00:30:00"``, a timedelta, or ``None`` / ``0`` /
+        ``"0"`` for an exact match. A bare number other than 0 is refused: it has no unit.
+    name : str
+        How the value was given (``time_tolerance``, ``--time-tolerance``), for the message.
+
+    Returns
+    -------
+    pandas.Timedelta
+
+    Raises
+    ------
+    VerificationError
+        If ``value`` is not a duration, has no unit, or is negative.
+    """
+    if value is None:
+        return pd.Timedelta(0)
+    hint = "give a duration such as 30min, 1h or PT30M"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+        if number is not None:
+            if number == 0:
+                return pd.Timedelta(0)
+            raise VerificationError(f"{name}: {value!r} has no unit; {hint}")
+        try:
+            tol = pd.Timedelta(text)
+        except ValueError:
+            raise VerificationError(f"{name}: {value!r} is not a duration; {hint}") from None
+    elif isinstance(value, bool) or not isinstance(value, pd.Timedelta | np.timedelta64 | _dt.timedelta | int | float):
+        raise VerificationError(f"{name}: {value!r} is not a duration; {hint}")
+    elif isinstance(value, int | float):
+        if value != 0:
+            raise VerificationError(f"{name}: {value!r} has no unit; {hint}")
+        return pd.Timedelta(0)
+    else:
+        tol = pd.Timedelta(value)
+    if pd.isna(tol):
+        raise VerificationError(f"{name}: {value!r} is not a duration; {hint}")
+    if tol < pd.Timedelta(0):
+        raise VerificationError(f"{name}: {value!r} is negative; the tolerance is a distance in time (>= 0)")
+    return tol
+
+
 @dataclass(frozen=True)
 class VerifyOptions:
     """What to compute; validated on construction.
@@ -214,13 +297,25 @@ class VerifyOptions:
         Also score the persistence baseline (gridded cases).
     station_method : {"bilinear", "nearest"}
         Interpolation to stations.
+    time_tolerance : Timedelta or str
+        How far the reference time used for a forecast valid time may be from it (inclusive; a
+        tie goes to the earlier reference time): e.g. ``"30min"`` (any form
+        :func:`parse_time_tolerance` takes; stored as a ``Timedelta``). Stations are matched one
+        by one, each to its nearest *valid* report (module docstring, "Matching in time").
+        Default 0, an exact match, for gridded and station references alike: existing results
+        stay as they were, and the right tolerance depends on the reference's report times
+        *and* on the forecast's output step (30 min suits hourly forecasts against METAR
+        reports at hh:53, but would let one hourly report stand for six 5-minute nowcast
+        steps), so it is the user's choice; without it a reference at other minutes fails with
+        an error naming the option.
 
     Raises
     ------
     UnknownNameError
         A metric name is unknown.
     VerificationError
-        A threshold is not a finite number, a window not a positive integer, or values repeat.
+        A threshold is not a finite number, a window not a positive integer, values repeat, or
+        the time tolerance is not a non-negative duration.
     """
 
     metrics: tuple[str, ...] | None = None
@@ -230,8 +325,10 @@ class VerifyOptions:
     climatology: str | None = None
     persistence: bool = True
     station_method: Literal["bilinear", "nearest"] = "bilinear"
+    time_tolerance: pd.Timedelta | str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "time_tolerance", parse_time_tolerance(self.time_tolerance))
         if self.metrics is not None:
             names = tuple(str(m).lower() for m in self.metrics)
             for name in names:
@@ -279,6 +376,14 @@ class VerificationResult:
         Station cases: the forecasts matched to the stations.
     notes : list of str
         What was skipped and why (e.g. no climatology for the ACC).
+    obs_time : xarray.DataArray or None
+        The reference time used for each lead time: on ``lead_time`` (gridded cases; only the
+        lead times verified) or ``(lead_time, station)`` (stations; NaT where a station had no
+        valid report within the tolerance), with the ``valid_time`` coordinate. Not stored:
+        the catalogue has no column for it.
+    observations : xarray.DataArray or None
+        Station cases: the observations scored, on ``(lead_time, station)``, with the
+        coordinates ``valid_time`` and ``obs_time``.
     """
 
     run_id: str
@@ -289,6 +394,8 @@ class VerificationResult:
     baseline_run_id: str | None = None
     point_forecasts: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    obs_time: xr.DataArray | None = None
+    observations: xr.DataArray | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able summary: run, reference, variable, case, notes and the scores as records."""
@@ -470,21 +577,35 @@ class FrameIndex:
     """Gridded reference frames indexed by valid time; a frame is read only when asked for.
 
     ``loader(key)`` returns the frame of one index entry as a 2-D DataArray; ``template`` has
-    the grid's dims and coordinates.
+    the grid's dims and coordinates; ``repeated`` lists the times found more than once while
+    indexing (the first occurrence is the one indexed).
     """
 
     label: str
     times: dict[np.datetime64, Any]
     loader: Callable[[Any], xr.DataArray]
     template: xr.DataArray
+    repeated: tuple[np.datetime64, ...] = ()
 
     def frame(self, t: np.datetime64) -> xr.DataArray:
         """The frame valid at ``t`` (read now); ``KeyError`` if there is none."""
         return self.loader(self.times[t])
 
-    def missing(self, times: Sequence[np.datetime64]) -> list[np.datetime64]:
-        """The ``times`` without a frame, in the order given."""
-        return [t for t in times if t not in self.times]
+    def nearest(
+        self, times: Sequence[np.datetime64], tolerance: pd.Timedelta | str = "0s"
+    ) -> list[np.datetime64 | None]:
+        """For each of ``times``, the indexed time nearest to it within ``tolerance``, or ``None``.
+
+        The tolerance is inclusive and a tie goes to the earlier time
+        (:func:`verification.stations.nearest_time_indices`); 0 is an exact match.
+        """
+        keys = list(self.times)
+        pos = nearest_time_indices(np.array(keys, dtype="datetime64[ns]"), np.asarray(times), tolerance)
+        return [None if k < 0 else keys[k] for k in pos]
+
+    def missing(self, times: Sequence[np.datetime64], tolerance: pd.Timedelta | str = "0s") -> list[np.datetime64]:
+        """The ``times`` without a frame within ``tolerance`` (default: exactly), in the order given."""
+        return [t for t, m in zip(times, self.nearest(times, tolerance), strict=True) if m is None]
 
     def stack(self, times: Sequence[np.datetime64], dim: str, coord: np.ndarray) -> xr.DataArray:
         """Lazy (dask) stack of the frames at ``times`` along ``dim`` with coordinate ``coord``."""
@@ -568,7 +689,9 @@ def open_reference(
 
     Gridded references are indexed by valid time without keeping their data: each file is
     opened once to learn its times and grid, and frames are read again on demand (the file
-    read last is kept open, so a multi-time file such as a GRIB analysis is read once).
+    read last is kept open, so a multi-time file such as a GRIB analysis is read once). A
+    time found again (in a later file, or twice in one file) keeps its first frame and is
+    listed in :attr:`FrameIndex.repeated`.
     Station references (a ``station`` dim, or station coordinates in the attributes) are
     opened whole; they are small.
 
@@ -619,6 +742,7 @@ def open_reference(
         return cache["ds"]
 
     times: dict[np.datetime64, tuple[Path, int | None]] = {}
+    repeated: list[np.datetime64] = []
     template: xr.DataArray | None = None
     for path in paths:
         ds = opened(path)
@@ -642,7 +766,11 @@ def open_reference(
                 f"{path}: grid {dict(frame.sizes)} differs from the first file's {dict(template.sizes)}"
             )
         for i, t in enumerate(tvals):
-            times.setdefault(_time_key(t), (path, i if "time" in da.dims else None))
+            key = _time_key(t)
+            if key in times:
+                repeated.append(key)  # the first file's frame is kept (module docstring)
+            else:
+                times[key] = (path, i if "time" in da.dims else None)
     assert template is not None  # resolve_inputs never returns an empty list
 
     def load(key: tuple[Path, int | None]) -> xr.DataArray:
@@ -652,7 +780,7 @@ def open_reference(
             da = opened(path)[variable]
             return _to_frame(da.isel(time=i) if i is not None else da).load()
 
-    return Reference(label, frames=FrameIndex(label, times, load, template))
+    return Reference(label, frames=FrameIndex(label, times, load, template, tuple(repeated)))
 
 
 def _to_frame(da: xr.DataArray) -> xr.DataArray:
@@ -682,9 +810,19 @@ def _whole_reference(ds: xr.Dataset, variable: str, label: str) -> Reference:
     if variable not in ds.data_vars or "time" not in ds[variable].dims:
         raise VerificationError(f"{label}: no {variable!r} with a time dim to verify against")
     da = ds[variable]
-    frames = {_time_key(t): i for i, t in enumerate(da["time"].values)}
+    frames: dict[np.datetime64, int] = {}
+    repeated = []
+    for i, t in enumerate(da["time"].values):
+        key = _time_key(t)
+        if key in frames:
+            repeated.append(key)  # the first is kept, as for files
+        else:
+            frames[key] = i
     template = _to_frame(da.isel(time=0))
-    return Reference(label, frames=FrameIndex(label, frames, lambda i: _to_frame(da.isel(time=i)).load(), template))
+    return Reference(
+        label,
+        frames=FrameIndex(label, frames, lambda i: _to_frame(da.isel(time=i)).load(), template, tuple(repeated)),
+    )
 
 
 def _run_reference(catalog: Catalog, run_id: str, variable: str, label: str) -> Reference:
@@ -756,15 +894,54 @@ def _fmt_times(times: Sequence[np.datetime64], limit: int = 6) -> str:
     return text + (f" and {len(times) - limit} more" if len(times) > limit else "")
 
 
-def _require_times(frames: FrameIndex, times: Sequence[np.datetime64], run_id: str) -> None:
-    missing = frames.missing(times)
+def _fmt_duration(td: pd.Timedelta) -> str:
+    sec = pd.Timedelta(td).total_seconds()
+    if sec and sec % 3600 == 0:
+        return f"{sec / 3600:g} h"
+    return f"{sec / 60:g} min" if sec % 60 == 0 else f"{sec:g} s"
+
+
+def _within(tolerance: pd.Timedelta) -> str:
+    """`` within <tolerance>`` for the messages about missing times; empty for an exact match."""
+    if tolerance > pd.Timedelta(0):
+        return f" within {_fmt_duration(tolerance)}"
+    return ""
+
+
+def _tolerance_hint(tolerance: pd.Timedelta) -> str:
+    """For an exact match, a pointer to the option that allows the nearest time instead."""
+    if tolerance > pd.Timedelta(0):
+        return ""
+    return "; for the nearest reference time, set a time tolerance (time_tolerance, --time-tolerance 30min)"
+
+
+def _require_times(
+    frames: FrameIndex, times: Sequence[np.datetime64], run_id: str, tolerance: pd.Timedelta
+) -> list[np.datetime64]:
+    """The frame time matched to each of ``times``; an error naming the times that have none."""
+    matched = frames.nearest(times, tolerance)
+    missing = [t for t, m in zip(times, matched, strict=True) if m is None]
     if missing:
         have = sorted(frames.times)
         span = f"{_fmt_times(have[:1])} to {_fmt_times(have[-1:])}" if have else "nothing"
         raise VerificationError(
-            f"{frames.label}: no frame at {len(missing)} valid time(s) of run {run_id}: {_fmt_times(missing)}"
-            f" (the reference covers {span}, {len(have)} times)"
+            f"{frames.label}: no frame{_within(tolerance)} at {len(missing)} valid time(s) of run {run_id}: "
+            f"{_fmt_times(missing)} (the reference covers {span}, {len(have)} times){_tolerance_hint(tolerance)}"
         )
+    return [m for m in matched if m is not None]
+
+
+def _offset_note(
+    label: str, valid: Sequence[np.datetime64], used: Sequence[np.datetime64 | None], what: str = "lead time(s)"
+) -> str | None:
+    """A note on the ``what`` verified against a reference time other than their valid time."""
+    offsets = [abs(pd.Timedelta(u - v)) for v, u in zip(valid, used, strict=True) if u is not None and u != v]
+    if not offsets:
+        return None
+    return (
+        f"{len(offsets)} of {len(valid)} {what} scored against {label} at a time other than the valid time "
+        f"(the nearest within the tolerance; largest offset {_fmt_duration(max(offsets))})"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1006,7 +1183,7 @@ def verify_run(
     data_root : Path or None
         The sample data folder (dataset names, default climatology).
     options : VerifyOptions, optional
-        Metrics, thresholds, windows, variable, climatology, persistence.
+        Metrics, thresholds, windows, variable, climatology, persistence, time tolerance.
     write : bool
         Write to the catalogue (``False``: compute only).
 
@@ -1019,7 +1196,8 @@ def verify_run(
     UnknownRunError
         ``run_id`` is not catalogued.
     VerificationError
-        The reference lacks valid times of the run, a metric cannot be computed for this case.
+        The reference lacks valid times of the run (within the time tolerance), a station
+        reference repeats a report time, or a metric cannot be computed for this case.
     CoordError
         The run and the reference grids differ (projected grids are never regridded).
     ReaderError
@@ -1042,17 +1220,27 @@ def verify_run(
     ensemble = "member" in fc.dims and fc.sizes["member"] > 1
     metrics = _metrics_for(case, options, ensemble)
     valid = _valid_times(fc, rec)
+    tolerance = options.time_tolerance
+    assert isinstance(tolerance, pd.Timedelta)  # VerifyOptions normalises it
     notes: list[str] = []
-    missing = set(ref.frames.missing(valid))
-    if case == "latlon" and missing and len(missing) < len(valid):
+    if ref.frames.repeated:
+        notes.append(
+            f"{len(ref.frames.repeated)} time(s) repeated in {ref.label} (e.g. {_fmt_times(ref.frames.repeated[:1])}):"
+            " the first file's frame was used"
+        )
+    used = ref.frames.nearest(valid, tolerance)
+    n_missing = sum(u is None for u in used)
+    if case == "latlon" and 0 < n_missing < len(valid):
         # Analyses come at their own cadence (the ERA5 sample is 12-hourly) while a run writes
         # every output step: verify the leads that have an analysis and say which were left out.
-        keep = [i for i, t in enumerate(valid) if t not in missing]
-        notes.append(f"{len(missing)} lead time(s) without an analysis in {ref.label} left out")
+        keep = [i for i, u in enumerate(used) if u is not None]
+        notes.append(f"{n_missing} lead time(s) without an analysis{_within(tolerance)} in {ref.label} left out")
         fc = fc.isel(lead_time=keep)
         valid = [valid[i] for i in keep]
-    else:
-        _require_times(ref.frames, valid, run_id)
+    frame_times = _require_times(ref.frames, valid, run_id, tolerance)
+    offsets = _offset_note(ref.label, valid, frame_times)
+    if offsets:
+        notes.append(offsets)
     grid = ("y", "x") if case == "grid" else ("lat", "lon")
     template = ref.frames.template
     if case == "grid" and not _same_grid(template, fc, grid):
@@ -1073,7 +1261,8 @@ def verify_run(
         return da.assign_coords({d: fc[d].values for d in grid if d in fc.coords})
 
     leads = fc["lead_time"].values
-    obs = on_run_grid(ref.frames.stack(valid, "lead_time", leads))
+    obs = on_run_grid(ref.frames.stack(frame_times, "lead_time", leads))
+    obs_time = _obs_time_array(frame_times, leads, valid)
     fcst = fc.drop_vars([c for c in fc.coords if c not in fc.dims])
     weights = latitude_weights(fcst["lat"]) if case == "latlon" else None
     thresholds = options.thresholds or (DEFAULT_THRESHOLDS if variable == "precip_rate" else ())
@@ -1106,19 +1295,34 @@ def verify_run(
     baseline = None
     if options.persistence:
         init = _init_time(fc, rec)
-        if init in ref.frames.times:
-            held = on_run_grid(ref.frames.stack([init] * len(leads), "lead_time", leads))
+        (init_frame,) = ref.frames.nearest([init], tolerance)
+        if init_frame is not None:
+            held = on_run_grid(ref.frames.stack([init_frame] * len(leads), "lead_time", leads))
             baseline = baseline_run_id(run_id)
             kw["metrics"] = [m for m in metrics if METRICS[m].family != "ensemble"]
             base = score_fields(held, obs, **kw)
             scores = pd.concat([scores, _finish_rows(base, baseline, ref.label, variable)], ignore_index=True)
         else:
-            notes.append(f"no persistence baseline: {ref.label} has no frame at the init time {_fmt_times([init])}")
+            notes.append(
+                f"no persistence baseline: {ref.label} has no frame{_within(tolerance)} at the init time "
+                f"{_fmt_times([init])}"
+            )
     if write:
         if baseline is not None:
             _baseline(catalog, rec, ref.label)
         catalog.insert_scores(scores)
-    return VerificationResult(run_id, ref.label, variable, case, scores, baseline, None, notes)
+    return VerificationResult(run_id, ref.label, variable, case, scores, baseline, None, notes, obs_time)
+
+
+def _obs_time_array(used: Sequence[Any], leads: np.ndarray, valid: Sequence[np.datetime64]) -> xr.DataArray:
+    """The reference times used, on ``lead_time`` with the ``valid_time`` coordinate."""
+    return xr.DataArray(
+        np.array([np.datetime64("NaT") if u is None else u for u in used], dtype="datetime64[ns]"),
+        dims=["lead_time"],
+        coords={"lead_time": leads, "valid_time": ("lead_time", np.array(valid, dtype="datetime64[ns]"))},
+        name="obs_time",
+        attrs={"long_name": "time of the reference used"},
+    )
 
 
 def _verify_stations(
@@ -1141,12 +1345,19 @@ def _verify_stations(
             f"metrics {', '.join(unsupported)} are not computed at stations (bias, mae, rmse, crps)"
         )
     valid = _valid_times(fc, rec)
+    tolerance = options.time_tolerance
+    assert isinstance(tolerance, pd.Timedelta)  # VerifyOptions normalises it
     obs_all = st[variable]
-    have = {_time_key(t) for t in obs_all["time"].values}
-    missing = [t for t in valid if t not in have]
+    report_times = _station_times(obs_all, ref)
+    # the reference must cover every valid time (a report time of any station within the
+    # tolerance, as the exact match always required); which report each station uses is decided
+    # per station below, among its valid ones
+    covered = nearest_time_indices(report_times, valid, tolerance) >= 0
+    missing = [t for t, ok in zip(valid, covered, strict=True) if not ok]
     if missing:
         raise VerificationError(
-            f"{ref.label}: no observation at {len(missing)} valid time(s) of run {rec.run_id}: {_fmt_times(missing)}"
+            f"{ref.label}: no observation{_within(tolerance)} at {len(missing)} valid time(s) of run {rec.run_id}: "
+            f"{_fmt_times(missing)}{_tolerance_hint(tolerance)}"
         )
     meta = pd.DataFrame(
         {
@@ -1181,22 +1392,37 @@ def _verify_stations(
         raise VerificationError(f"{ref.label}: no station lies inside the grid of run {rec.run_id}")
     ids = matched["station"].values
     leads = fc["lead_time"].values
-    obs = obs_all.sel(station=ids, time=np.array(valid, dtype="datetime64[ns]")).rename(time="lead_time")
-    obs = obs.assign_coords(lead_time=leads).drop_vars([c for c in obs.coords if c not in obs.dims]).load()
+    # each station's nearest valid report within the tolerance (exactly at the valid time by default)
+    station_obs = obs_all.sel(station=ids).load()
+    observed = match_to_times(station_obs, valid, tolerance=tolerance).rename(time="lead_time")
+    observed = observed.assign_coords(lead_time=leads, valid_time=("lead_time", np.array(valid, "datetime64[ns]")))
+    observed = observed.drop_vars([c for c in observed.coords if c not in (*observed.dims, "valid_time", "obs_time")])
+    observed = observed.transpose("lead_time", "station")
+    used = [None if np.isnat(t) else t for t in np.ravel(observed["obs_time"].values)]
+    offsets = _offset_note(ref.label, np.repeat(valid, len(ids)), used, "station-lead pairs")
+    if offsets:
+        notes.append(offsets)
+    obs = observed.drop_vars([c for c in observed.coords if c not in observed.dims])
     matched = matched.drop_vars([c for c in matched.coords if c not in matched.dims])
     scores = _finish_rows(_station_scores(matched, obs, metrics, ensemble), rec.run_id, ref.label, variable)
 
     init = _init_time(fc, rec)
     baseline = None
-    if options.persistence and init in have:
-        # persistence at a station: its observation at the init time, held over every lead time
-        held = obs_all.sel(station=ids, time=init).drop_vars([c for c in obs_all.coords if c != "station"])
+    has_init = bool(nearest_time_indices(report_times, [init], tolerance)[0] >= 0)
+    if options.persistence and has_init:
+        # persistence at a station: its observation at the init time (matched as the valid
+        # times are), held over every lead time
+        held = match_to_times(station_obs, [init], tolerance=tolerance).isel(time=0, drop=True)
+        held = held.drop_vars([c for c in held.coords if c != "station"])
         held = held.expand_dims(lead_time=leads).transpose(*obs.dims)
         baseline = baseline_run_id(rec.run_id)
         base = _station_scores(held, obs, [m for m in metrics if m != "crps"], ensemble=False)
         scores = pd.concat([scores, _finish_rows(base, baseline, ref.label, variable)], ignore_index=True)
     elif options.persistence:
-        notes.append(f"no persistence baseline: {ref.label} has no observation at the init time {_fmt_times([init])}")
+        notes.append(
+            f"no persistence baseline: {ref.label} has no observation{_within(tolerance)} at the init time "
+            f"{_fmt_times([init])}"
+        )
 
     points = matched.to_dataframe(name="value").reset_index()
     points = points.rename(columns={"station": "station_id"})
@@ -1213,7 +1439,27 @@ def _verify_stations(
             _baseline(catalog, rec, ref.label)
         catalog.insert_scores(scores)
         catalog.insert_point_forecasts(points)
-    return VerificationResult(rec.run_id, ref.label, variable, "stations", scores, baseline, points, notes)
+    obs_time = observed["obs_time"].drop_vars("obs_time", errors="ignore")
+    return VerificationResult(
+        rec.run_id, ref.label, variable, "stations", scores, baseline, points, notes, obs_time, observed
+    )
+
+
+def _station_times(obs: xr.DataArray, ref: Reference) -> np.ndarray:
+    """The report times of a station reference; an error naming the reference if one repeats."""
+    times = np.asarray(obs["time"].values, dtype="datetime64[ns]")
+    uniq, counts = np.unique(times, return_counts=True)
+    if (counts > 1).any():
+        source = ref.stations.attrs.get("source_files") if ref.stations is not None else None
+        where = f"{ref.label} ({source})" if source and str(source) not in ref.label else ref.label
+        reps = uniq[counts > 1]
+        raise VerificationError(
+            f"{where}: {len(reps)} report time(s) repeat, e.g. {_fmt_times(list(reps[:3]))}; "
+            "keep one report per station and time"
+        )
+    if np.isnat(times).any():
+        raise VerificationError(f"{ref.label}: report times hold NaT; drop those reports")
+    return times
 
 
 def _station_scores(fcst: xr.DataArray, obs: xr.DataArray, metrics: Sequence[str], ensemble: bool) -> pd.DataFrame:
@@ -1271,11 +1517,13 @@ def assess_run(
     config: QualityConfig | None = None,
     variable: str = "precip_rate",
     write: bool = True,
+    time_tolerance: pd.Timedelta | str | None = None,
 ) -> QualityResult:
     """RadarQA-style quality reports of a nowcast run: one per frame and one for the sequence.
 
-    The forecast and the observed frames at the same valid times (exact match, same grid) go
-    to :func:`verification.radar_quality.assess_sequence`. An ensemble is assessed through its
+    The forecast and the observed frames at the same valid times (exactly, or the nearest
+    frame within ``time_tolerance``, as in :func:`verify_run`; same grid) go to
+    :func:`verification.radar_quality.assess_sequence`. An ensemble is assessed through its
     mean, so its sharpness rating describes the mean's smoothness. Without ``config`` the grid
     spacing is read from the run's ``x`` coordinate (radar defaults otherwise). Every report is
     stored with :meth:`Catalog.insert_quality_report` under the reference label.
@@ -1296,6 +1544,9 @@ def assess_run(
         The rain-rate variable (mm h-1).
     write : bool
         Store the reports.
+    time_tolerance : Timedelta or str, optional
+        Largest distance between a valid time and the observed frame used for it (see
+        :attr:`VerifyOptions.time_tolerance`); default 0, an exact match.
 
     Returns
     -------
@@ -1316,13 +1567,13 @@ def assess_run(
     case = _case_of(fc)
     grid = ("y", "x") if case == "grid" else ("lat", "lon")
     valid = _valid_times(fc, rec)
-    _require_times(ref.frames, valid, run_id)
+    frame_times = _require_times(ref.frames, valid, run_id, parse_time_tolerance(time_tolerance))
     if not _same_grid(ref.frames.template, fc, grid):
         raise CoordError(f"{ref.label}: grid {dict(ref.frames.template.sizes)} differs from run {run_id}'s")
     if "member" in fc.dims:
         fc = fc.mean("member") if fc.sizes["member"] > 1 else fc.isel(member=0, drop=True)
     fcst = fc.drop_vars([c for c in fc.coords if c not in fc.dims]).load()
-    obs = ref.frames.stack(valid, "lead_time", fcst["lead_time"].values)
+    obs = ref.frames.stack(frame_times, "lead_time", fcst["lead_time"].values)
     obs = obs.assign_coords({d: fcst[d].values for d in grid if d in fcst.coords}).load()
     if config is None:
         spacing = grid_spacing_km(fcst)

@@ -4,20 +4,24 @@ r"""Gridded forecasts at station points, and station scores.
 bilinear interpolation) on regular latitude-longitude grids (1-D ``lat``/``lon`` dims) and on
 projected grids (``y``/``x`` dims with 2-D ``lat``/``lon`` coordinates and, ideally, a CF
 ``grid_mapping``), optionally correcting temperature for the difference between the model
-orography and the station elevation with a lapse rate. :func:`score_table` turns matched
-forecasts and observations into a tidy per-station, per-lead-time table of bias, MAE and RMSE.
+orography and the station elevation with a lapse rate. :func:`match_to_times` does the same in
+time: observations reported at their own minutes (METAR at hh:53, a station with gaps) sampled at
+forecast valid times, each from the nearest valid report within a tolerance
+(:func:`nearest_time_indices` is its index-level core, also used for gridded reference frames).
+:func:`score_table` turns matched forecasts and observations into a tidy per-station,
+per-lead-time table of bias, MAE and RMSE.
 :func:`wind_direction_error` and :func:`vector_wind_error` handle wind, whose direction is
 circular.
 
-Public API: ``match_to_stations``, ``score_table``, ``wind_direction_error``,
-``vector_wind_error``, ``STANDARD_LAPSE_RATE``.
+Public API: ``match_to_stations``, ``match_to_times``, ``nearest_time_indices``, ``score_table``,
+``wind_direction_error``, ``vector_wind_error``, ``STANDARD_LAPSE_RATE``.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,6 +36,8 @@ from verification.metrics.continuous import bias, mae, rmse
 __all__ = [
     "STANDARD_LAPSE_RATE",
     "match_to_stations",
+    "match_to_times",
+    "nearest_time_indices",
     "score_table",
     "vector_wind_error",
     "wind_direction_error",
@@ -386,6 +392,166 @@ def match_to_stations(
     out.attrs.update(ds.attrs)
     out.attrs["station_matching"] = method
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Matching in time
+# --------------------------------------------------------------------------------------------
+
+
+def _tolerance_ns(tolerance: pd.Timedelta | np.timedelta64 | str) -> int:
+    tol = pd.Timedelta(tolerance)
+    if pd.isna(tol) or tol < pd.Timedelta(0):
+        raise ValueError(f"tolerance: {tolerance!r} is not a duration >= 0")
+    return int(tol.value)
+
+
+def nearest_time_indices(
+    times: np.ndarray | Sequence[np.datetime64],
+    targets: np.ndarray | Sequence[np.datetime64],
+    tolerance: pd.Timedelta | np.timedelta64 | str,
+    *,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""Position of the report nearest each target time, within a tolerance; -1 where there is none.
+
+    For each target :math:`t` the chosen report time :math:`s` minimises :math:`|s - t|` among the
+    reports that count (``valid``), and is kept only if :math:`|s - t| \le` ``tolerance``
+    (inclusive). A tie (one report as far before as another is after) goes to the *earlier*
+    report: the routine report before the hour (METAR at hh:53) is the one that stands for the
+    hour, and the choice is deterministic. A tolerance of 0 is an exact match.
+
+    Parameters
+    ----------
+    times : array of datetime64
+        Report times, 1-D, in any order, without repeats or NaT.
+    targets : array of datetime64
+        The times wanted (e.g. forecast valid times), 1-D; a NaT target gets -1.
+    tolerance : Timedelta, timedelta64 or str
+        Largest allowed distance, >= 0.
+    valid : array of bool, optional
+        Shape ``(..., len(times))``: which reports count, per series (e.g. the finite
+        observations of each station). Default: every report counts.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Shape ``valid.shape[:-1] + (len(targets),)`` (``(len(targets),)`` without ``valid``):
+        positions into ``times``, -1 where no counted report lies within the tolerance.
+
+    Raises
+    ------
+    CoordError
+        If ``times`` repeats a time or holds NaT, or ``valid`` does not end in ``len(times)``.
+    ValueError
+        If ``tolerance`` is negative or not a duration.
+    """
+    tol = _tolerance_ns(tolerance)
+    t = np.asarray(times, dtype="datetime64[ns]").ravel()
+    tg = np.asarray(targets, dtype="datetime64[ns]").ravel()
+    n_t = t.size
+    if valid is None:
+        lead_shape: tuple[int, ...] = ()
+        ok = np.ones((1, n_t), dtype=bool)
+    else:
+        ok = np.asarray(valid, dtype=bool)
+        if ok.ndim == 0 or ok.shape[-1] != n_t:
+            raise CoordError(f"valid has shape {ok.shape}; its last axis must have the {n_t} report times")
+        lead_shape = ok.shape[:-1]
+        ok = ok.reshape(-1, n_t)
+    out = np.full((ok.shape[0], tg.size), -1, dtype=np.int64)
+    if n_t == 0 or tg.size == 0:
+        return out.reshape(*lead_shape, tg.size)
+    if np.isnat(t).any():
+        raise CoordError("report times hold NaT; drop those reports first")
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    repeated = ts[1:][ts[1:] == ts[:-1]]
+    if repeated.size:
+        shown = ", ".join(str(pd.Timestamp(x)) for x in np.unique(repeated)[:5])
+        raise CoordError(f"report times repeat ({shown}); keep one report per time")
+    ok = ok[:, order]
+    idx = np.arange(n_t)
+    # per series: the last counted report at or before position i, and the first at or after it
+    last = np.maximum.accumulate(np.where(ok, idx, -1), axis=1)
+    first = np.minimum.accumulate(np.where(ok, idx, n_t)[:, ::-1], axis=1)[:, ::-1]
+    i_le = np.searchsorted(ts, tg, side="right") - 1  # the last report time <= target
+    i_ge = np.searchsorted(ts, tg, side="left")  # the first report time >= target
+    before = np.where(i_le >= 0, last[:, np.clip(i_le, 0, n_t - 1)], -1)
+    after = np.where(i_ge < n_t, first[:, np.clip(i_ge, 0, n_t - 1)], n_t)
+    ts_i, tg_i = ts.view("i8"), tg.view("i8")
+    far = np.iinfo(np.int64).max
+    d_before = np.where(before >= 0, tg_i - ts_i[np.clip(before, 0, n_t - 1)], far)
+    d_after = np.where(after < n_t, ts_i[np.clip(after, 0, n_t - 1)] - tg_i, far)
+    pick = np.where(d_before <= d_after, before, after)  # a tie goes to the earlier report
+    hit = (np.minimum(d_before, d_after) <= tol) & ~np.isnat(tg)
+    out[hit] = order[pick[hit]]
+    return out.reshape(*lead_shape, tg.size)
+
+
+def match_to_times(
+    obs: xr.DataArray,
+    times: np.ndarray | Sequence[np.datetime64],
+    *,
+    tolerance: pd.Timedelta | np.timedelta64 | str = "0s",
+    dim: Hashable = "time",
+) -> xr.DataArray:
+    """Observations at given times: for each series, the nearest *valid* report within ``tolerance``.
+
+    Each series along ``dim`` (e.g. each station) is matched on its own, so one station's
+    nearest report may be at another minute than its neighbour's, and a missing (NaN) report is
+    never chosen while a valid one lies within the tolerance. Ties go to the earlier report and
+    the tolerance is inclusive (:func:`nearest_time_indices`). A report may stand for several
+    target times (targets closer together than the report spacing).
+
+    Parameters
+    ----------
+    obs : xarray.DataArray
+        Observations with a ``dim`` coordinate of report times (any order, no repeats), e.g. on
+        ``(station, time)``; NaN where a station did not report.
+    times : array of datetime64
+        Target times (e.g. forecast valid times).
+    tolerance : Timedelta, timedelta64 or str
+        Largest allowed distance between a report and a target time (>= 0); default 0, an
+        exact match.
+    dim : str
+        The time dim of ``obs``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``obs`` with ``dim`` replaced by ``times`` (same dim order and float precision, float64
+        for other dtypes, units kept): NaN where no valid report lies within the tolerance.
+        Coordinate ``obs_time`` (same dims) holds the time of the report used, NaT where none;
+        coordinates along ``dim`` are dropped, the others kept.
+
+    Raises
+    ------
+    DimensionError
+        If ``obs`` has no ``dim``.
+    CoordError
+        If the report times repeat or hold NaT.
+    ValueError
+        If ``tolerance`` is negative or not a duration.
+    """
+    if dim not in obs.dims:
+        raise DimensionError(f"obs has no {dim!r} dim (dims {obs.dims})")
+    target = np.asarray(times, dtype="datetime64[ns]").ravel()
+    moved = obs.transpose(..., dim)
+    values = np.asarray(moved.values)
+    report_times = np.asarray(obs[dim].values, dtype="datetime64[ns]")
+    pos = nearest_time_indices(report_times, target, tolerance, valid=pd.notna(values))
+    found = pos >= 0
+    safe = np.where(found, pos, 0)
+    picked = np.where(found, np.take_along_axis(values, safe, axis=-1) if values.size else np.nan, np.nan)
+    used = np.where(found, report_times[safe] if report_times.size else np.datetime64("NaT"), np.datetime64("NaT"))
+    coords: dict[Hashable, Any] = {name: c for name, c in moved.coords.items() if dim not in c.dims and name != dim}
+    coords[dim] = (dim, target, obs[dim].attrs)
+    coords["obs_time"] = (moved.dims, used.astype("datetime64[ns]"), {"long_name": "time of the report used"})
+    # floating observations keep their precision (float32 readers), others become float64 for NaN
+    dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float64
+    out = xr.DataArray(picked.astype(dtype), dims=moved.dims, coords=coords, name=obs.name, attrs=obs.attrs)
+    return out.transpose(*obs.dims)
 
 
 def score_table(

@@ -2,7 +2,8 @@
 
     meteolens verify --run ID --against DATASET|RUN|FILES... [--variable NAME]
                      [--metrics NAME ...] [--thresholds T ...] [--windows N|Xkm ...]
-                     [--climatology DATASET|FILE] [--no-persistence] [--store DIR] [--json]
+                     [--climatology DATASET|FILE] [--time-tolerance DURATION] [--no-persistence]
+                     [--store DIR] [--json]
 
 The work is :func:`verification.pipeline.verify_run`: frames are matched by valid time, scores
 go to the catalogue's ``scores`` table, and the persistence baseline is stored as the run
@@ -12,7 +13,11 @@ metric, threshold and FSS window; columns: lead time); ``--json`` prints an obje
 
 ``--windows`` takes FSS windows in grid points (``5``) or in km (``5km``); km are converted with
 the run's grid spacing to the nearest odd number of points. ``--thresholds`` and ``--windows``
-also accept comma-separated lists. Bad values are user errors: one line, exit status 2.
+also accept comma-separated lists. ``--time-tolerance`` (``30min``, ``1h``, ``PT30M``; default 0,
+an exact match) lets each valid time use the nearest reference time within it, per station for
+station references (e.g. ``30min`` for METAR / ASOS reports at hh:53); see
+:attr:`verification.pipeline.VerifyOptions.time_tolerance`. Bad values are user errors: one
+line, exit status 2.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from verification.pipeline import (
     VerificationError,
     VerificationResult,
     VerifyOptions,
+    parse_time_tolerance,
     run_grid_spacing_km,
     summary_table,
     verify_run,
@@ -63,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument(
         "--climatology", metavar="DATASET|FILE", help="climatology of the ACC (default: era-interim-climatology)"
+    )
+    p.add_argument(
+        "--time-tolerance",
+        metavar="DURATION",
+        help="use the reference time nearest each valid time within DURATION (e.g. 30min, 1h; "
+        "per station for station references); default 0: exact match",
     )
     p.add_argument("--no-persistence", action="store_true", help="do not score the persistence baseline")
     p.add_argument("--store", type=Path, help="store folder (default: METEOLENS_STORE or ./store)")
@@ -160,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         variable=args.variable,
         climatology=args.climatology,
         persistence=not args.no_persistence,
+        time_tolerance=parse_time_tolerance(args.time_tolerance, name="--time-tolerance"),
     )
     if not settings.catalog_path.exists():
         raise VerificationError(f"{settings.catalog_path}: no catalogue here (run a forecast first, or pass --store)")

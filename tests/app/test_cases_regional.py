@@ -10,11 +10,11 @@ import pytest
 
 from app import demo
 from app.cases_regional import (
+    ASOS_TOLERANCE,
     CASES,
     GRAVITY,
     STANDARD_LAPSE,
     CaseError,
-    asos_at_times,
     comparison_table,
     era5_t2m_proxy,
     run_case,
@@ -23,6 +23,7 @@ from app.cli import main
 from engine import datasets
 from engine.config import Settings
 from engine.storage.catalog import Catalog
+from verification.stations import match_to_times
 
 ASOS = "pythia-datasets/data/jan-17-co-asos.txt.xz"
 
@@ -66,20 +67,26 @@ def test_proxy_bad_inputs(data_root: Path) -> None:
         era5_t2m_proxy(era5, np.zeros((10, 10)))
 
 
-def test_asos_at_times_picks_the_nearest_report(data_root: Path) -> None:
+def test_asos_reports_nearest_the_analysis_times(data_root: Path) -> None:
+    # what the front-range case verifies against: VerifyOptions(time_tolerance=ASOS_TOLERANCE)
+    # matches each station with verification.stations.match_to_times
     ds = datasets.open_dataset("asos-colorado-2017-01", data_root)
     raw = pd.read_csv(data_root / ASOS, sep="\t", na_values="M", skipinitialspace=True)
     raw.columns = [c.strip() for c in raw.columns]
     target = [np.datetime64("2017-01-01T00:00"), np.datetime64("2017-01-01T12:00")]
-    got = asos_at_times(ds[["t2m"]], target)
+    got = match_to_times(ds["t2m"], target, tolerance=ASOS_TOLERANCE)
     # LMO reports at :13, :34, :54 past the hour: 00:00 is represented by the 00:13 report
     lmo = raw[(raw["station"] == "LMO") & (raw["valid"] == "2017-01-01 00:13")]["tmpc"].item()
-    assert float(got["t2m"].sel(station="LMO", time=target[0])) == pytest.approx(lmo + 273.15, abs=1e-4)
+    assert float(got.sel(station="LMO", time=target[0])) == pytest.approx(lmo + 273.15, abs=1e-4)
+    assert got["obs_time"].sel(station="LMO", time=target[0]).item() == pd.Timestamp("2017-01-01 00:13").value
     assert float(got["lat"].sel(station="FNL")) == pytest.approx(40.44969)
+    # FNL's 12:00 report is missing ("M"): its valid 11:55 report is used, not the NaN
+    assert np.isnan(float(ds["t2m"].sel(station="FNL", time=target[1])))
+    assert got["obs_time"].sel(station="FNL", time=target[1]).item() == pd.Timestamp("2017-01-01 11:55").value
     # a tolerance shorter than the gap to the nearest report gives NaN, not a far-off value
-    tight = asos_at_times(ds[["t2m"]], target, tolerance=pd.Timedelta("5min"))
-    assert np.isnan(float(tight["t2m"].sel(station="LMO", time=target[0])))
-    assert np.isfinite(float(tight["t2m"].sel(station="FNL", time=target[1])))  # FNL reports on the hour
+    tight = match_to_times(ds["t2m"], target, tolerance="5min")
+    assert np.isnan(float(tight.sel(station="LMO", time=target[0])))
+    assert np.isfinite(float(tight.sel(station="FNL", time=target[1])))  # 11:55 is 5 min away (inclusive)
 
 
 def test_wipp_valley_case(wipp, settings: Settings) -> None:
@@ -109,12 +116,18 @@ def test_front_range_case(front_range, settings: Settings, data_root: Path) -> N
     assert any("0CO" in n for n in front_range.notes)
     down = catalog.point_forecasts(front_range.run_ids["lapse_rate"])
     assert set(down["station_id"]) == {"FNL", "LMO", "1V6"} and len(down) == 3 * 4
-    # the score is the point forecast minus the report nearest the analysis time
-    obs = asos_at_times(datasets.open_dataset("asos-colorado-2017-01", data_root)[["t2m"]],
-                        [np.datetime64("2017-01-01T12:00")])
+    # the score is the point forecast minus the report nearest the analysis time (FNL: 11:55)
+    obs = match_to_times(datasets.open_dataset("asos-colorado-2017-01", data_root)["t2m"],
+                         [np.datetime64("2017-01-01T12:00")], tolerance=ASOS_TOLERANCE)
     fnl = down[(down["station_id"] == "FNL") & (pd.to_timedelta(down["lead_time"]) == pd.Timedelta(hours=12))]
     bias = front_range.table.set_index(["station", "lead_time"]).loc[("FNL", pd.Timedelta(hours=12)), "bias_downscaled"]
-    assert bias == pytest.approx(fnl["value"].item() - float(obs["t2m"].sel(station="FNL").item()), abs=1e-3)
+    assert bias == pytest.approx(fnl["value"].item() - float(obs.sel(station="FNL").item()), abs=1e-3)
+    # verified through verify_run: all-station scores, and the persistence baseline of the downscaled run
+    scores = catalog.scores(front_range.run_ids["lapse_rate"])
+    assert set(scores["reference"]) == {"dataset:asos-colorado-2017-01"}
+    assert len(scores[scores["region"].isna()]) == 3 * 4  # bias, mae, rmse at four analysis times
+    assert len(catalog.scores(front_range.run_ids["lapse_rate"] + ".persistence"))
+    assert any("scored against dataset:asos-colorado-2017-01" in n for n in front_range.notes)
     per = front_range.table.dropna(subset=["lead_time"])
     assert np.allclose(per["mae_downscaled"], per["bias_downscaled"].abs())  # one pair per station and lead
     # the stations' reports of the case's days are in the catalogue beside the point forecasts

@@ -118,6 +118,10 @@ def test_verify_prints_a_table(store: dict, capsys: pytest.CaptureFixture[str]) 
         ),
         (["--run", "perfect", "--against", "FILES", "--windows", "5miles"], "--windows: '5miles' is not a number"),
         (["--run", "perfect", "--against", "no-such-dataset"], "no such file, directory or dataset name"),
+        (["--run", "perfect", "--against", "FILES", "--time-tolerance", "soon"], "--time-tolerance: 'soon' is not a"),
+        (["--run", "perfect", "--against", "FILES", "--time-tolerance", "30"], "--time-tolerance: '30' has no unit"),
+        (["--run", "perfect", "--against", "FILES", "--time-tolerance=-5min"], "--time-tolerance: '-5min' is negative"),
+        (["--run", "perfect", "--against", "FILES2", "--time-tolerance", "4min"], "no frame within 4 min at 1 valid"),
     ],
 )
 def test_verify_bad_input_is_one_line_exit_2(
@@ -129,6 +133,17 @@ def test_verify_bad_input_is_one_line_exit_2(
         argv += files if a == "FILES" else files[:3] if a == "FILES2" else [a]
     err = _one_line_error(capsys, ["verify", *argv, "--store", store["store"]])
     assert message in err
+
+
+def test_verify_time_tolerance_uses_the_nearest_frame(store: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    # the 16:45 frame left out: with --time-tolerance 5min the +15 min lead is scored against 16:40
+    argv = ["verify", "--run", "perfect", "--against", *store["files"][:3], "--store", store["store"]]
+    argv += ["--metrics", "rmse", "--no-persistence", "--time-tolerance", "5min", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    rmse = {r["lead_minutes"]: r["value"] for r in out["scores"]}
+    assert rmse[5.0] == rmse[10.0] == 0.0 and rmse[15.0] > 0.0
+    assert any("1 of 3 lead time(s)" in n and "largest offset 5 min" in n for n in out["notes"])
 
 
 def test_qa_stores_reports_and_rates_a_displaced_run_worse(store: dict, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ use the dataset name.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,50 @@ def test_dask_chunked_input_gives_the_same_scores(radar: dict) -> None:
 def test_reference_must_hold_every_valid_time(radar: dict) -> None:
     with pytest.raises(VerificationError, match=r"no frame at 1 valid time.*2015-05-15 16:45"):
         verify_run(radar["catalog"], "shifted", radar["files"][:3], data_root=None, write=False)
+
+
+def test_a_missing_frame_uses_the_nearest_within_the_time_tolerance(radar: dict) -> None:
+    files, obs, fcst = radar["files"][:3], radar["obs"], radar["fcst"]  # no 16:45 frame
+    with pytest.raises(VerificationError, match=r"no frame at 1 valid time.*16:45.*--time-tolerance"):
+        verify_run(radar["catalog"], "shifted", files, data_root=None, write=False)
+    options = VerifyOptions(metrics=("rmse", "csi"), thresholds=(1.0,), time_tolerance="5min")
+    result = verify_run(radar["catalog"], "shifted", files, data_root=None, options=options, write=False)
+    assert list(pd.DatetimeIndex(result.obs_time.values)) == [pd.Timestamp(f"2015-05-15 16:{m}") for m in (35, 40, 40)]
+    np.testing.assert_array_equal(result.obs_time["valid_time"].values, (INIT + LEADS).values)
+    assert any("1 of 3 lead time(s) scored against" in n and "largest offset 5 min" in n for n in result.notes)
+    # +15 min is scored against the 16:40 frame, the others against their own
+    for k, frame in enumerate((1, 2, 2)):
+        assert _value(result.scores, "shifted", "rmse", LEADS[k]) == float(rmse(fcst[k], obs[frame]))
+        assert _value(result.scores, "shifted", "csi", LEADS[k], 1.0) == float(csi(fcst[k], obs[frame], threshold=1.0))
+    with pytest.raises(VerificationError, match=r"no frame within 4 min at 1 valid time"):
+        options = VerifyOptions(metrics=("rmse",), time_tolerance="4min")
+        verify_run(radar["catalog"], "shifted", files, data_root=None, options=options, write=False)
+
+
+def test_time_tolerance_changes_nothing_where_every_frame_exists(radar: dict, shifted_result) -> None:
+    loose = verify_run(
+        radar["catalog"],
+        "shifted",
+        radar["files"],
+        data_root=None,
+        options=VerifyOptions(time_tolerance="1h"),
+        write=False,
+    )
+    pd.testing.assert_frame_equal(shifted_result.scores, loose.scores)
+    np.testing.assert_array_equal(shifted_result.obs_time.values, (INIT + LEADS).values)
+    np.testing.assert_array_equal(loose.obs_time.values, (INIT + LEADS).values)
+    assert not any("scored against" in n for n in shifted_result.notes + loose.notes)
+
+
+def test_repeated_frame_times_keep_the_first_file(radar: dict, tmp_path: Path) -> None:
+    copy = tmp_path / Path(radar["files"][1]).name  # the 16:35 frame a second time, from another folder
+    shutil.copy(radar["files"][1], copy)
+    options = VerifyOptions(metrics=("rmse",), persistence=False)
+    result = verify_run(
+        radar["catalog"], "shifted", [*radar["files"], str(copy)], data_root=None, options=options, write=False
+    )
+    assert any("1 time(s) repeated" in n and "2015-05-15 16:35" in n for n in result.notes), result.notes
+    assert _value(result.scores, "shifted", "rmse", LEADS[0]) == float(rmse(radar["fcst"][0], radar["obs"][1]))
 
 
 def test_mismatched_grid_is_refused(radar: dict) -> None:
