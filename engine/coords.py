@@ -1,6 +1,6 @@
 """Georeferencing helpers: CF grid mappings and 2-D latitude/longitude for projected grids.
 
-Public API: ``attach_projection``, ``lat_lon_grid``.
+Public API: ``attach_projection``, ``crs_of``, ``lat_lon_grid``.
 """
 
 from __future__ import annotations
@@ -60,3 +60,30 @@ def lat_lon_grid(crs: CRS | str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarr
     to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon, lat = to_geo.transform(xx, yy)
     return lat.astype("float32"), lon.astype("float32")
+
+
+def crs_of(obj: xr.Dataset | xr.DataArray) -> CRS | None:
+    """The pyproj CRS of a projected field from its CF grid mapping, or None if it names none.
+
+    The grid mapping is the variable named by a data variable's ``grid_mapping`` attribute (or
+    encoding, where xarray's CF decoding moved it); failing that, a variable called ``crs``, as
+    :func:`attach_projection` writes. Its ``crs_wkt`` is used when present (fast and complete),
+    else the CF attributes.
+
+    Raises
+    ------
+    pyproj.exceptions.CRSError
+        If the grid mapping is there but describes no valid CRS.
+    """
+    variables = [obj] if isinstance(obj, xr.DataArray) else list(obj.data_vars.values())
+    names = [v.attrs.get("grid_mapping") or v.encoding.get("grid_mapping") for v in variables]
+    for name in [n for n in names if n] + ["crs"]:
+        holder = obj.coords.get(name) if isinstance(obj, xr.DataArray) else obj.variables.get(name)
+        if holder is None:
+            continue
+        attrs = dict(holder.attrs)
+        if "crs_wkt" in attrs:
+            return CRS.from_wkt(str(attrs["crs_wkt"]))
+        if "grid_mapping_name" in attrs:
+            return CRS.from_cf(attrs)
+    return None

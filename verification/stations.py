@@ -28,6 +28,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from engine.coords import crs_of
 from engine.errors import CoordError, DimensionError
 from engine.types import Dims
 from verification._dims import resolve_dims, weighted_mean
@@ -101,26 +102,6 @@ def _frac_index(coord: np.ndarray, values: np.ndarray, periodic: bool) -> tuple[
     return pos, inside
 
 
-def _crs_of(field: xr.Dataset | xr.DataArray) -> object | None:
-    """pyproj CRS from the CF grid mapping, if the field carries one."""
-    try:
-        from pyproj import CRS
-    except ImportError:  # pragma: no cover - pyproj is a core dependency
-        return None
-    variables = [field] if isinstance(field, xr.DataArray) else list(field.data_vars.values())
-    for var in variables:
-        gm = var.attrs.get("grid_mapping")
-        if gm is None:
-            continue
-        holder = field.coords.get(gm) if isinstance(field, xr.DataArray) else field.get(gm)
-        if holder is None and isinstance(field, xr.Dataset):
-            holder = field.coords.get(gm)
-        if holder is not None:
-            attrs = dict(holder.attrs)
-            return CRS.from_wkt(attrs["crs_wkt"]) if "crs_wkt" in attrs else CRS.from_cf(attrs)
-    return None
-
-
 def _geo_mod(lon: np.ndarray, grid_lon: np.ndarray) -> np.ndarray:
     """Station longitudes in the convention of the grid (0..360 or -180..180)."""
     return np.mod(lon, 360.0) if np.nanmax(grid_lon) > 180 else np.mod(lon + 180.0, 360.0) - 180.0
@@ -151,7 +132,7 @@ def _stencil(
             raise CoordError("a projected (y, x) field needs 2-D 'lat' and 'lon' coordinates for station matching")
         glat = field["lat"].transpose("y", "x").values.astype(float)
         glon = field["lon"].transpose("y", "x").values.astype(float)
-        crs = _crs_of(field)
+        crs = crs_of(field)
         projected = crs is not None and "x" in field.coords and "y" in field.coords
         if projected:
             from pyproj import Transformer

@@ -23,7 +23,13 @@ from engine.device import resolve_device
 from engine.errors import JobError, ReaderError
 from engine.jobs.runner import JobOutput, ProgressCallback, job_kinds
 from engine.jobs.specs import JobSpec
-from engine.models.regional.downscale import DEFAULT_METHOD, METHODS, downscale_dataset
+from engine.models.regional.downscale import (
+    DEFAULT_METHOD,
+    METHODS,
+    DownscaleError,
+    downscale_dataset,
+    parse_steering_wind,
+)
 from engine.readers import open_any
 from engine.storage.zarr_store import open_run_store
 
@@ -51,6 +57,10 @@ class DownscaleSpec(JobSpec):
         Stability parameter of the mass-consistent wind adjustment.
     radius : int
         Neighbourhood half-width (coarse cells) of the lapse-rate regression.
+    steering_wind : (float, float), optional
+        Steering wind ``(u, v)`` of the orographic precipitation method (m s-1, eastward and
+        northward); when omitted the input's own wind (700, 850 hPa or 10 m) or, for at least 2
+        time steps, the echo motion.
     """
 
     kind: ClassVar[str] = "downscale"
@@ -62,6 +72,7 @@ class DownscaleSpec(JobSpec):
     method: str | None = None
     alpha: float = 1.0
     radius: int = 2
+    steering_wind: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,11 +94,18 @@ class DownscaleSpec(JobSpec):
         if method.lower() not in METHODS:
             raise JobError(f"method={self.method!r}: unknown; available: {', '.join(sorted(METHODS))}")
         if method.lower() != "bilinear" and not self.dem:
-            raise JobError(f"dem: method {method} needs a DEM (file or dataset name)")
+            raise JobError(f"dem: method {method} needs a DEM (file or dataset name), or use method bilinear")
         if not (self.alpha > 0):
             raise JobError(f"alpha={self.alpha}: expected a positive number")
         if self.radius < 1:
             raise JobError(f"radius={self.radius}: expected at least 1 coarse cell")
+        if self.steering_wind is not None:
+            if method.lower() != "orographic":
+                raise JobError(f"--steering-wind: only the orographic method uses a steering wind, not {method}")
+            try:
+                parse_steering_wind(self.steering_wind)
+            except DownscaleError as err:
+                raise JobError(str(err)) from None
 
     def model_name(self) -> str:
         return f"regional/{(self.method or DEFAULT_METHOD.get(self.variable, 'bilinear')).lower()}"
@@ -134,7 +152,8 @@ def run_downscale(spec: DownscaleSpec, progress: ProgressCallback) -> JobOutput:
         domain=spec.domain,
         method=spec.method,
         device=device,
-        options={"alpha": spec.alpha, "radius": spec.radius},
+        options={"alpha": spec.alpha, "radius": spec.radius,
+                 **({"steering_wind": list(spec.steering_wind)} if spec.steering_wind is not None else {})},
         progress=scaled,
     )
     out = out.load()

@@ -2,13 +2,14 @@
 
 One module per method:
 
-- :mod:`.grid`: regular lat/lon target grids, bilinear interpolation (the baseline), block means,
-  DEM area-averaging onto any grid.
+- :mod:`.grid`: regular lat/lon target grids, projected source grids (radar, nowcasts) and their
+  resampling onto lat/lon, bilinear interpolation (the baseline), block means, DEM area-averaging
+  onto any grid.
 - :mod:`.temperature`: lapse-rate downscaling with a lapse rate regressed locally from the coarse
   field (inversions give cold valleys).
 - :mod:`.wind`: mass-consistent adjustment of 10 m winds (Sherman 1978), Jacobi-PCG in torch.
 - :mod:`.precip`: Smith-Barstad (2004) linear orographic precipitation and a mass-conserving
-  precipitation downscaler.
+  precipitation downscaler (``factor x factor`` blocks or any source grid).
 - :mod:`.neural_field`: physics-guided coordinate network fitted per case (PhyDL-NWP style).
 - :mod:`.downscale`: the xarray-level entry point :func:`~.downscale.downscale_dataset`.
 

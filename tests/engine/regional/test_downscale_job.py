@@ -79,3 +79,87 @@ def test_cli_writes_a_run_store(files: tuple[Path, Path], tmp_path: Path, capsys
                              str(dem), "--resolution", "0.1", "--store", str(tmp_path / "store"), "--json"])
     with pytest.raises(WxError, match="missing.nc"):
         bad.func(bad)
+
+
+# --- Precipitation: the orographic method on radar inputs ---------------------------------
+
+
+def test_spec_steering_wind() -> None:
+    spec = DownscaleSpec(input="r.zarr", variable="precip_rate", resolution=0.02, dem="d.nc", steering_wind=(-8, 2))
+    assert spec.model_name() == "regional/orographic"
+    assert spec.to_params()["steering_wind"] == [-8, 2]
+    with pytest.raises(JobError, match="expected two finite numbers U V"):
+        DownscaleSpec(input="r.zarr", variable="precip_rate", resolution=0.02, dem="d.nc",
+                      steering_wind=(float("nan"), 2.0))
+    with pytest.raises(JobError, match="expected two numbers U V"):
+        DownscaleSpec(input="r.zarr", variable="precip_rate", resolution=0.02, dem="d.nc", steering_wind=(1.0,))
+    with pytest.raises(JobError, match="only the orographic method"):
+        DownscaleSpec(input="r.zarr", variable="precip_rate", resolution=0.02, dem="d.nc", method="bilinear",
+                      steering_wind=(1.0, 2.0))
+    with pytest.raises(JobError, match="or use method bilinear"):
+        DownscaleSpec(input="r.zarr", variable="precip_rate", resolution=0.02)
+
+
+def _store(ds: xr.Dataset, path: Path) -> Path:
+    from engine.storage.zarr_store import write_run_store
+
+    return write_run_store(ds, path, provenance={"model": "test/coarse-radar"})
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    from app.cli import main
+
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_downscales_24km_radar_onto_terrain(coarse_radar: xr.Dataset, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from regional_helpers import aggregate
+
+    from engine.models.regional.grid import LatLonGrid, ProjectedGrid
+
+    src = _store(coarse_radar, tmp_path / "coarse-radar.zarr")
+    result = _cli(["downscale", "--input", str(src), "--variable", "precip_rate", "--dem", "hsurf-euro-cordex",
+                   "--resolution", "0.02", "--domain", "45.8", "47.6", "6", "10.2", "--method", "orographic",
+                   "--device", "cpu", "--store", str(tmp_path / "store"), "--json"], capsys)
+    out = open_run_store(result["path"])
+    assert out["precip_rate"].dims == ("time", "lat", "lon") and out["precip_rate"].shape == (12, 90, 210)
+    assert out.attrs["downscaling_method"] == "orographic"
+    assert out.attrs["steering_wind_source"].startswith("echo motion")
+    means, counts = aggregate(out["precip_rate"].values, ProjectedGrid.of(coarse_radar), LatLonGrid.of(out))
+    ref = coarse_radar["precip_rate"].values.reshape(12, -1)
+    np.testing.assert_allclose(means[counts > 0], ref[counts > 0], rtol=1e-4, atol=1e-5)
+
+
+def test_cli_on_the_radar_dataset_itself(radar: xr.Dataset, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # 1 km radar onto 0.01 deg: a resampling with orographic modulation, steered as told.
+    result = _cli(["downscale", "--input", "mch-2015-05-15", "--variable", "precip_rate", "--dem",
+                   "hsurf-euro-cordex", "--resolution", "0.01", "--domain", "46.4", "46.8", "7.6", "8.4",
+                   "--steering-wind", "-10", "2", "--device", "cpu", "--store", str(tmp_path / "store"), "--json"],
+                  capsys)
+    out = open_run_store(result["path"])
+    assert out["precip_rate"].shape == (40, 40, 80)
+    assert out.attrs["steering_wind"] == [-10.0, 2.0] and out.attrs["steering_wind_source"] == "--steering-wind"
+    assert out.attrs["option_steering_wind"] == [-10.0, 2.0]
+    assert np.isfinite(out["precip_rate"].values).all() and float(out["precip_rate"].min()) >= 0
+
+
+def test_failed_orographic_run_leaves_no_store(coarse_radar: xr.Dataset, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+    from engine.storage.catalog import Catalog
+
+    src = _store(coarse_radar.isel(time=[0]), tmp_path / "one-frame.zarr")
+    store = tmp_path / "store"
+    argv = ["downscale", "--input", str(src), "--variable", "precip_rate", "--dem", "hsurf-euro-cordex",
+            "--resolution", "0.02", "--domain", "45.8", "47.6", "6", "10.2", "--device", "cpu", "--store", str(store),
+            "--json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs a steering wind: give --steering-wind U V" in err and "\n" not in err
+    leftovers = list((store / "runs").glob("*")) if (store / "runs").exists() else []
+    assert leftovers == []
+    runs = Catalog(store / "catalog.duckdb", create=False).list_runs()
+    assert runs["status"].tolist() == ["failed"] and runs["path"].isna().all()
