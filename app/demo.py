@@ -29,6 +29,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,8 @@ def build(settings: Settings, *, progress: Progress | None = None, plan: DemoPla
     from engine.jobs.kinds import load_job_kinds, unavailable_job_modules
     from engine.jobs.runner import LocalExecutor
 
-    if settings.data_root is None or not settings.data_root.is_dir():
+    data_root = settings.data_root
+    if data_root is None or not data_root.is_dir():
         raise WxError(
             "the demo store is built from the sample data, and no sample data folder was found: "
             "set METEOLENS_DATA or run `meteolens data fetch`"
@@ -176,7 +178,7 @@ def build(settings: Settings, *, progress: Progress | None = None, plan: DemoPla
         done += 1
 
     for entry in plan.stations:
-        step(f"stations {entry['station_id']}", lambda e=entry: _ingest_station(catalog, e, settings.data_root))
+        step(f"stations {entry['station_id']}", partial(_ingest_station, catalog, entry, data_root))
 
     kinds = set(load_job_kinds())
     executor = LocalExecutor(settings, catalog)
@@ -190,17 +192,17 @@ def build(settings: Settings, *, progress: Progress | None = None, plan: DemoPla
                 executor,
                 catalog,
                 e,
-                settings.data_root,  # type: ignore[arg-type]
+                data_root,
                 lambda f, m: say((done + f) / total, f"{e['id']}: {m}"),
             )
 
         step(f"run {entry['id']}", run)
 
     for entry in plan.scores:
-        step(f"scores {entry['run']}", lambda e=entry: _verify(catalog, e, settings.data_root))
+        step(f"scores {entry['run']}", partial(_verify, catalog, entry, data_root))
 
     for entry in plan.cases:
-        step(f"case {entry['name']}", lambda e=entry: _build_case(settings, catalog, e))
+        step(f"case {entry['name']}", partial(_build_case, settings, catalog, entry))
     say(1.0, f"demo store: {report.summary()}")
     return report
 

@@ -71,7 +71,8 @@ def bind(key: str, default: T, cast: Callable[[str], T] | None = None) -> T:
                 elif isinstance(default, bool):
                     value = raw.lower() in ("1", "true", "yes", "on")
                 elif default is not None:
-                    value = type(default)(raw)
+                    parse: Any = type(default)  # the default's own type (int, float, str...) parses the text
+                    value = parse(raw)
                 else:
                     value = raw
             except (TypeError, ValueError):

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Required, TypedDict
 
 import xarray as xr
 
@@ -32,6 +33,14 @@ from engine.errors import ReaderError, StorageError, UnknownNameError, WxError
 ASSETS = REPO_ROOT / "assets"
 CATALOGUE_FILE = ASSETS / "datasets.toml"
 MANIFEST_FILE = ASSETS / "sample_data_manifest.json"
+
+
+class ManifestEntry(TypedDict):
+    """One file of ``assets/sample_data_manifest.json``."""
+
+    path: str  # relative to the data root
+    size: int  # bytes
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class SampleDataset:
             found.update(Path(p) for p in glob.glob(str(data_root / pattern)))
         return sorted(found)
 
-    def manifest_entries(self) -> list[dict[str, object]]:
+    def manifest_entries(self) -> list[ManifestEntry]:
         """Manifest rows (path, size, sha256) of this dataset's files."""
         rows = _manifest()
         patterns = self.files + self.companions
@@ -138,7 +147,7 @@ def get(name: str) -> SampleDataset:
 
 
 @cache
-def _manifest() -> list[dict[str, object]]:
+def _manifest() -> list[ManifestEntry]:
     try:
         return json.loads(MANIFEST_FILE.read_text())["files"]
     except (OSError, ValueError, KeyError) as err:
@@ -297,7 +306,7 @@ def fetch(
         If any file fails; the report lists each failure (the others are kept).
     """
     datasets = [get(n) for n in names] if names else list(load_catalogue().values())
-    entries: dict[str, tuple[dict[str, object], SampleDataset]] = {}
+    entries: dict[str, tuple[ManifestEntry, SampleDataset]] = {}
     for ds in datasets:
         for e in ds.manifest_entries():
             entries.setdefault(str(e["path"]), (e, ds))
@@ -343,7 +352,42 @@ def _download(url: str, target: Path, *, size: int, sha256: str, timeout: float)
         tmp.unlink(missing_ok=True)
 
 
-def summarize(ds: xr.Dataset) -> dict[str, object]:
+class CoordSummary(TypedDict, total=False):
+    """A coordinate in :func:`summarize`: numeric ranges, or the first value and count of labels."""
+
+    dims: Required[list[str]]
+    units: Required[str]
+    min: str | float  # str for times
+    max: str | float
+    first: str
+    count: int
+
+
+class VariableSummary(TypedDict, total=False):
+    """A data variable in :func:`summarize`; the statistics are for numeric variables only."""
+
+    dims: Required[list[str]]
+    shape: Required[list[int]]
+    dtype: Required[str]
+    units: Required[str]
+    long_name: Required[str]
+    missing_fraction: float
+    min: float
+    max: float
+    mean: float
+
+
+class DatasetSummary(TypedDict):
+    """What :func:`summarize` returns."""
+
+    dims: dict[str, int]
+    coords: dict[str, CoordSummary]
+    variables: dict[str, VariableSummary]
+    grid_mapping: str | None
+    attrs: dict[str, str | int | float | bool]
+
+
+def summarize(ds: xr.Dataset) -> DatasetSummary:
     """JSON-able description of an opened dataset: dims, coordinates, variables and their ranges.
 
     Value statistics are computed on the data actually opened (finite values only), with the
@@ -351,26 +395,26 @@ def summarize(ds: xr.Dataset) -> dict[str, object]:
     """
     import numpy as np
 
-    def _coord_range(c: xr.DataArray) -> dict[str, object]:
+    def _coord_range(c: xr.DataArray) -> CoordSummary:
         vals = c.values
-        info: dict[str, object] = {"dims": list(c.dims), "units": c.attrs.get("units", "")}
+        info: CoordSummary = {"dims": [str(d) for d in c.dims], "units": c.attrs.get("units", "")}
         if vals.size and vals.dtype.kind in "iufMm":
             if vals.dtype.kind in "Mm":
-                info.update(min=str(vals.min()), max=str(vals.max()))
+                info["min"], info["max"] = str(vals.min()), str(vals.max())
             else:
                 finite = vals[np.isfinite(vals)]
                 if finite.size:
-                    info.update(min=float(finite.min()), max=float(finite.max()))
+                    info["min"], info["max"] = float(finite.min()), float(finite.max())
         elif vals.size:
-            info.update(first=str(vals.flat[0]), count=int(vals.size))
+            info["first"], info["count"] = str(vals.flat[0]), int(vals.size)
         return info
 
-    variables: dict[str, object] = {}
+    variables: dict[str, VariableSummary] = {}
     for name, da in ds.data_vars.items():
         if da.ndim == 0:
             continue
-        info: dict[str, object] = {
-            "dims": list(da.dims),
+        info: VariableSummary = {
+            "dims": [str(d) for d in da.dims],
             "shape": list(da.shape),
             "dtype": str(da.dtype),
             "units": da.attrs.get("units", ""),
@@ -381,7 +425,7 @@ def summarize(ds: xr.Dataset) -> dict[str, object]:
             finite = vals[np.isfinite(vals)]
             info["missing_fraction"] = float(1 - finite.size / vals.size) if vals.size else 0.0
             if finite.size:
-                info.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()))
+                info["min"], info["max"], info["mean"] = float(finite.min()), float(finite.max()), float(finite.mean())
         variables[str(name)] = info
     crs = ds["crs"].attrs.get("grid_mapping_name") if "crs" in ds else None
     return {

@@ -358,6 +358,18 @@ class FoehnFit:
         """Bayesian information criterion, :math:`-2\\ell + k \\ln n`."""
         return -2.0 * self.loglik + self.n_params * math.log(self.n_obs)
 
+    @property
+    def foehn_frequency(self) -> float:
+        """Share of the valid hours (those with a probability) with probability >= 0.5; NaN if none."""
+        p = self.probability
+        return float((p.dropna() >= 0.5).mean()) if p.notna().any() else float("nan")
+
+    @property
+    def mean_probability(self) -> float:
+        """Mean probability over the valid hours; NaN if none."""
+        p = self.probability
+        return float(p.mean()) if p.notna().any() else float("nan")
+
     def summary(self) -> dict[str, object]:
         """JSON-serialisable summary of the fit (parameters, criteria, Foehn frequency).
 
@@ -379,8 +391,8 @@ class FoehnFit:
             "coefficients": self.coefficients,
             "concomitants": list(self.concomitants),
             "foehn_hours": int((p >= 0.5).sum()),
-            "foehn_frequency": float((p.dropna() >= 0.5).mean()) if p.notna().any() else float("nan"),
-            "mean_probability": float(p.mean()) if p.notna().any() else float("nan"),
+            "foehn_frequency": self.foehn_frequency,
+            "mean_probability": self.mean_probability,
             "hours": dict(self.hours),
             **{k: v for k, v in self.options.items() if isinstance(v, str | int | float | list | type(None))},
         }

@@ -19,7 +19,7 @@ from app.cli.progress import TextProgress
 from engine.config import Settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``case`` sub-command."""
     p = subparsers.add_parser(
         "case",

@@ -50,22 +50,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    rows = []
-    for ds in datasets.load_catalogue().values():
-        row = ds.describe()
-        row["available"] = bool(settings.data_root and ds.paths(settings.data_root))
-        rows.append(row)
+    catalogue = list(datasets.load_catalogue().values())
+    available = [bool(settings.data_root and ds.paths(settings.data_root)) for ds in catalogue]
+    rows = [{**ds.describe(), "available": here} for ds, here in zip(catalogue, available, strict=True)]
     if args.json:
         json.dump({"data_root": str(settings.data_root) if settings.data_root else None, "datasets": rows},
                   sys.stdout, indent=1)
         print()
         return 0
     print(f"data root: {settings.data_root or '(none: set METEOLENS_DATA or run `meteolens data fetch`)'}")
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        mark = " " if r["available"] else "-"
-        variables = ",".join(r["variables"]) or "-"
-        print(f"{mark} {r['name']:<{width}}  {r['kind']:<11} {variables:<32} {r['grid']}")
+    width = max(len(ds.name) for ds in catalogue)
+    for ds, here in zip(catalogue, available, strict=True):
+        mark = " " if here else "-"
+        variables = ",".join(ds.variables) or "-"
+        print(f"{mark} {ds.name:<{width}}  {ds.kind:<11} {variables:<32} {ds.grid}")
     return 0
 
 
@@ -97,7 +95,8 @@ def _open_for_show(
 def cmd_show(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     header, ds = _open_for_show(args.target, args.format, args.variables, settings)
-    summary = {**header, **datasets.summarize(ds)}
+    described = datasets.summarize(ds)
+    summary = {**header, **described}
     if args.json:
         json.dump(summary, sys.stdout, indent=1, default=str)
         print()
@@ -105,18 +104,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     for key in ("name", "path", "format", "description", "n_files", "time_span", "licence", "grid_mapping"):
         if summary.get(key) is not None:
             print(f"{key}: {summary[key]}")
-    print("dims: " + ", ".join(f"{k}={v}" for k, v in summary["dims"].items()))
+    print("dims: " + ", ".join(f"{k}={v}" for k, v in described["dims"].items()))
     print("coords:")
-    for name, info in summary["coords"].items():
+    for name, info in described["coords"].items():
         rng = f"{info.get('min', info.get('first', ''))} .. {info.get('max', '')}"
         print(f"  {name:<14} {','.join(info['dims']):<16} {info['units']:<14} {rng}")
     print("variables:")
-    for name, info in summary["variables"].items():
+    for name, var in described["variables"].items():
         stats = ""
-        if "min" in info:
-            stats = f"min {info['min']:.4g} max {info['max']:.4g} mean {info['mean']:.4g}"
-        missing = f" missing {100 * info['missing_fraction']:.1f}%" if "missing_fraction" in info else ""
-        print(f"  {name:<14} {','.join(info['dims']):<24} {info['units']:<10} {stats}{missing}")
+        if "min" in var:
+            stats = f"min {var['min']:.4g} max {var['max']:.4g} mean {var['mean']:.4g}"
+        missing = f" missing {100 * var['missing_fraction']:.1f}%" if "missing_fraction" in var else ""
+        print(f"  {name:<14} {','.join(var['dims']):<24} {var['units']:<10} {stats}{missing}")
     return 0
 
 

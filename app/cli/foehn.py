@@ -31,7 +31,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``foehn`` sub-command."""
     p = subparsers.add_parser(
         "foehn",
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _load(path: Path, start: str | None, end: str | None) -> pd.DataFrame:
     frame = station_frame(open_any(path), name=str(path))
     if start or end:
-        frame = frame.loc[start:end]  # type: ignore[misc]
+        frame = frame.loc[start:end]
         if frame.empty:
             raise FoehnError(f"{path}: no data between {start or 'the start'} and {end or 'the end'}")
     return frame
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"hours: {h['valley']} valley and {h['crest']} crest records, {h['common']} in common, "
             f"{h['incomplete']} with missing values, {h['outside_sector']} outside the wind sectors (p = 0); "
-            f"Foehn on {100 * summary['foehn_frequency']:.1f} % of the {h['valid']} valid hours "
-            f"(mean probability {100 * summary['mean_probability']:.1f} %)"
+            f"Foehn on {100 * fit.foehn_frequency:.1f} % of the {h['valid']} valid hours "
+            f"(mean probability {100 * fit.mean_probability:.1f} %)"
         )
     return 0

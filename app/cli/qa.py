@@ -26,7 +26,7 @@ from verification.pipeline import QualityResult, VerificationError, assess_run
 from verification.radar_quality import ATTRIBUTES
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``qa`` sub-command."""
     p = subparsers.add_parser(
         "qa",

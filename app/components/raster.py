@@ -108,7 +108,7 @@ def native_crs(da: xr.DataArray, crs_wkt: str | None = None) -> ccrs.CRS:
         crs = pyproj.CRS.from_wkt(crs_wkt)
     except pyproj.exceptions.CRSError as err:
         raise CoordError(f"field {da.name!r}: cannot parse its grid mapping: {err}") from err
-    if crs.is_bound:
+    if crs.is_bound and crs.source_crs is not None:
         crs = crs.source_crs
     return ccrs.Projection(crs)
 

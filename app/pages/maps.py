@@ -17,7 +17,9 @@ labels = dict(zip(sources["source"], sources["label"], strict=True))
 
 with st.sidebar:
     state.bind_choice(state.SOURCE, list(labels))
-    source = st.selectbox("Run or dataset", list(labels), format_func=labels.get, key=state.SOURCE)
+    source = st.selectbox("Run or dataset", list(labels), format_func=labels.__getitem__, key=state.SOURCE)
+if source is None:  # selectbox gives None only without options, and sources is not empty
+    st.stop()
 try:
     info = services.source_info(source)
 except Exception as err:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from app import services, state
@@ -20,7 +22,7 @@ else:
     kind = st.selectbox("Job kind", kinds, key=state.JOB_KIND)
     state.to_url([state.JOB_KIND])
     with st.form(f"job-{kind}"):
-        values = {}
+        values: dict[str, Any] = {}
         for f in forms[kind]:
             label = f.name.replace("_", " ") + (" *" if f.required else "")
             if f.name == "device":

@@ -41,7 +41,7 @@ state.to_url([state.BASELINE])
 lower = metric.lower() in LOWER_IS_BETTER
 st.subheader("Scorecard")
 card = services.scorecard(scores, baseline, lower) if baseline else None
-if card is None or card.empty:
+if baseline is None or card is None or card.empty:
     st.info("No scores to compare for this selection.")
 else:
     st.plotly_chart(charts.scorecard(card, metric, baseline, lower), width="stretch")

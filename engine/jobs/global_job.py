@@ -191,9 +191,13 @@ def _members(ds: xr.Dataset, members: str) -> xr.Dataset:
     return ds.isel(member=slice(0, n))
 
 
+def _ignore_progress(fraction: float, message: str = "") -> None:
+    """Progress callback used when the caller gives none."""
+
+
 def _finish(z: np.ndarray, init_time: np.datetime64, lead_hours: Sequence[int], members: np.ndarray, lat: np.ndarray, lon: np.ndarray, model: str) -> xr.Dataset:
     lead = pd.to_timedelta(np.asarray(lead_hours, dtype="int64"), unit="h").to_numpy()
-    t0 = np.datetime64(init_time, "ns")
+    t0 = init_time.astype("datetime64[ns]")
     ds = xr.Dataset(
         {"z500": (("lead_time", "member", "lat", "lon"), z.astype("float32"), attrs_for("z500"))},
         coords={
@@ -260,7 +264,7 @@ def run_dynamical_core(
     if lead_hours % STEP_HOURS:
         raise JobError(f"lead_hours={lead_hours}: must be a multiple of {STEP_HOURS} h for the dynamical core")
     dev = resolve_device(device)
-    report = progress or (lambda f, m="": None)
+    report: ProgressCallback = progress or _ignore_progress
     with torch.no_grad():
         model = ShallowWaterModel(ShallowWaterConfig(truncation=truncation, mean_depth=mean_depth)).to(dev)
         balance = LinearBalance(model.spec, omega=model.config.omega)
@@ -340,15 +344,19 @@ def forecast_global(
                                   forcing=forcing_ds, n_perturbed=n_pert, seed=seed, progress=progress, source=source)
     if name == "persistence":
         from engine.models.global_.baselines import persistence
+        from engine.models.global_.initial import datetime64_ns
 
         out = persistence(ens.transpose("member", "lat", "lon"), leads).transpose("lead_time", "member", "lat", "lon")
-        out = _finish(out["z500"].values, at_t0["time"].values, leads, ens["member"].values, ens["lat"].values, ens["lon"].values, "global/persistence")
+        out = _finish(out["z500"].values, datetime64_ns(at_t0["time"].values), leads, ens["member"].values, ens["lat"].values, ens["lon"].values, "global/persistence")
         return out, "cpu"
     if name == "climatology":
         from engine.models.global_.baselines import climatology as clim_fc
         from engine.models.global_.baselines import load_climatology
+        from engine.models.global_.initial import datetime64_ns
 
-        t0 = np.datetime64(at_t0["time"].values, "ns")
+        if clim_path is None:  # resolved above whenever name == "climatology"
+            raise JobError("climatology: no climatology file was resolved")
+        t0 = datetime64_ns(at_t0["time"].values)
         valid = t0 + pd.to_timedelta(np.asarray(leads), unit="h").to_numpy()
         c = clim_fc(load_climatology(clim_path), valid, ens["lat"].values, ens["lon"].values, source=str(clim_path))
         z = np.broadcast_to(c["z500"].values[:, None], (len(leads), 1, ens.sizes["lat"], ens.sizes["lon"]))

@@ -254,14 +254,16 @@ class GeoJsonReader:
         for i, feat in enumerate(features):
             geom = feat.get("geometry") or {}
             gtype, coords = geom.get("type"), geom.get("coordinates")
-            if gtype == "Polygon":
-                polygons = [[_closed(np.asarray(r, dtype="float64")[:, :2]) for r in coords]]
-            elif gtype == "MultiPolygon":
-                polygons = [[_closed(np.asarray(r, dtype="float64")[:, :2]) for r in poly] for poly in coords]
-            elif gtype is None:
+            if gtype is None:
                 polygons = []
-            else:
+            elif gtype not in ("Polygon", "MultiPolygon"):
                 raise FormatError(path, f"feature {i} has a {gtype} geometry; only Polygon and MultiPolygon are supported")
+            elif coords is None:
+                raise FormatError(path, f"feature {i} has a {gtype} geometry without coordinates")
+            elif gtype == "Polygon":
+                polygons = [[_closed(np.asarray(r, dtype="float64")[:, :2]) for r in coords]]
+            else:
+                polygons = [[_closed(np.asarray(r, dtype="float64")[:, :2]) for r in poly] for poly in coords]
             props = feat.get("properties") or {}
             name = str(props.get("name") or props.get("NAME") or props.get("admin") or f"feature_{i}")
             polys.add(name, str(feat.get("id", "")), "features", polygons)

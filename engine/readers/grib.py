@@ -133,10 +133,10 @@ def _split_levels(ds: xr.Dataset, path: Path, unmapped: list[str]) -> list[xr.Da
                 part = part.drop_vars(level_coord)
             # Drop scalar level coords cfgrib adds ("surface", "meanSea", "heightAboveGround"...).
             part = part.drop_vars([c for c in part.coords if c == tol and c not in part.dims], errors="ignore")
-            out.append(
-                canonical_da(part, name, units=units, native_name=short, grib_type_of_level=tol,
-                             **({"level_hpa": float(level)} if level is not None else {}))
-            )
+            part = canonical_da(part, name, units=units, native_name=short, grib_type_of_level=tol)
+            if level is not None:
+                part.attrs["level_hpa"] = float(level)
+            out.append(part)
     return out
 
 

@@ -134,7 +134,8 @@ class NetcdfGridReader:
         """
         path = Path(path)
         raw = open_netcdf(path, decode_times=False)
-        header = NcHeader(dims=dict(raw.sizes), var_dims={k: tuple(v.dims) for k, v in raw.variables.items()},
+        header = NcHeader(dims={str(k): n for k, n in raw.sizes.items()},
+                          var_dims={str(k): tuple(map(str, v.dims)) for k, v in raw.variables.items()},
                           var_attrs={}, global_attrs=dict(raw.attrs))
         layout = _layout(header)
         if layout is None:

@@ -46,6 +46,14 @@ def _attr(group: h5py.Group | h5py.Dataset, name: str) -> object:
     return value
 
 
+def _attr_number(path: Path, group: h5py.Group | h5py.Dataset, name: str) -> int | float | str | np.integer | np.floating:
+    """A numeric attribute (:func:`_attr`), ready for ``int``/``float``; FormatError if it is not one."""
+    value = _attr(group, name)
+    if not isinstance(value, int | float | str | np.integer | np.floating):
+        raise FormatError(path, f"attribute {name} is {value!r}, not a number")
+    return value
+
+
 def _knmi_time(path: Path, stamp: str) -> np.datetime64:
     # "26-AUG-2010;00:00:00.000"
     try:
@@ -143,19 +151,19 @@ class KnmiHdf5Reader:
                 cal = image["calibration"]
                 formula = str(_attr(cal, "calibration_formulas"))
                 missing = {
-                    int(_attr(cal, k))
+                    int(_attr_number(path, cal, k))
                     for k in ("calibration_missing_data", "calibration_out_of_image")
                     if k in cal.attrs
                 }
                 geo = f["geographic"]
                 proj4 = str(_attr(geo["map_projection"], "projection_proj4_params"))
                 pixel_unit = str(_attr(geo, "geo_dim_pixel")).split(",")[0]
-                dx = float(_attr(geo, "geo_pixel_size_x"))
-                dy = float(_attr(geo, "geo_pixel_size_y"))
-                col0 = float(_attr(geo, "geo_column_offset"))
-                row0 = float(_attr(geo, "geo_row_offset"))
-                nx = int(_attr(geo, "geo_number_columns"))
-                ny = int(_attr(geo, "geo_number_rows"))
+                dx = float(_attr_number(path, geo, "geo_pixel_size_x"))
+                dy = float(_attr_number(path, geo, "geo_pixel_size_y"))
+                col0 = float(_attr_number(path, geo, "geo_column_offset"))
+                row0 = float(_attr_number(path, geo, "geo_row_offset"))
+                nx = int(_attr_number(path, geo, "geo_number_columns"))
+                ny = int(_attr_number(path, geo, "geo_number_rows"))
                 overview = f["overview"]
                 start = _knmi_time(path, str(np.atleast_1d(overview.attrs["product_datetime_start"])[0].decode()))
                 end = _knmi_time(path, str(np.atleast_1d(overview.attrs["product_datetime_end"])[0].decode()))

@@ -31,6 +31,7 @@ import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import ClassVar
 
 import numpy as np
@@ -49,6 +50,7 @@ try:
     import eccodes
 except (ImportError, RuntimeError):  # RuntimeError: the Python bindings exist but libeccodes does not
     eccodes = None
+cv2: ModuleType | None
 try:  # optional (extra "radar"): the faster PNG decoder; Pillow is the fallback
     import cv2
 except ImportError:
@@ -281,7 +283,8 @@ class MrmsGrib2Reader:
     @staticmethod
     def _valid_time(handle: object) -> np.datetime64:
         get = eccodes.codes_get
-        reference = datetime(*(int(get(handle, k)) for k in ("year", "month", "day", "hour", "minute", "second")))
+        year, month, day, hour, minute, second = (int(get(handle, k)) for k in ("year", "month", "day", "hour", "minute", "second"))
+        reference = datetime(year, month, day, hour, minute, second)
         # Valid time = reference time + end of the forecast step (0 for MRMS analyses).
         eccodes.codes_set(handle, "stepUnits", "s")
         step = int(eccodes.codes_get_long(handle, "endStep"))

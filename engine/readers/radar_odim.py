@@ -217,7 +217,7 @@ class OdimHdf5Reader:
 
         out: dict[str, np.ndarray] = {}
         attrs: dict[str, object] = {}
-        zr_used = False
+        zr: tuple[float, float] | None = None  # the Z-R coefficients, when applied
         refl_q = next((q for q in _REFLECTIVITY if q in fields), None)
         dbz = fields[refl_q].decode(UNDETECT_DBZ) if refl_q else None
         if "reflectivity" in names and dbz is not None:
@@ -243,11 +243,11 @@ class OdimHdf5Reader:
                 if zr_b is None:
                     zr_b = float(how.get("zr_b", MARSHALL_PALMER[1]))  # type: ignore[arg-type]
                 check_zr(path, zr_a, zr_b)
-                a, b = zr_a, zr_b
+                zr = (zr_a, zr_b)
+                a, b = zr
                 out["precip_rate"] = fields[refl_q].decode(0.0, transform=lambda d: dbz_to_rate(d, a, b))
-                zr_used = True
-        if zr_used:
-            attrs.update(zr_a=float(zr_a), zr_b=float(zr_b))  # type: ignore[arg-type]
+        if zr is not None:
+            attrs.update(zr_a=float(zr[0]), zr_b=float(zr[1]))
         source = _text(root_what.get("source", b""))
         return build_radar_dataset(
             path,
@@ -265,7 +265,7 @@ class OdimHdf5Reader:
                 "conventions": "ODIM_H5",
                 **attrs,
             },
-            field_attrs={"precip_rate": {"zr_a": float(zr_a), "zr_b": float(zr_b)}} if zr_used else None,
+            field_attrs={"precip_rate": {"zr_a": float(zr[0]), "zr_b": float(zr[1])}} if zr is not None else None,
         )
 
     @staticmethod

@@ -96,6 +96,8 @@ def geotiff_crs(geokeys: dict[str, Any]) -> CRS:
             geog = code("GeographicTypeGeoKey")
             datum = CRS.from_epsg(geog) if geog and geog != _USER_DEFINED else CRS.from_epsg(4326)
             ell = datum.ellipsoid
+            if ell is None:
+                raise ValueError(f"geographic CRS {datum.name!r} of the transverse Mercator projection has no ellipsoid")
             params = {
                 "lat_0": geokeys.get("ProjNatOriginLatGeoKey", 0.0),
                 "lon_0": geokeys.get("ProjNatOriginLongGeoKey", 0.0),
@@ -257,8 +259,8 @@ class NetcdfDemReader:
         path = Path(path)
         raw = open_netcdf(path)
         requested(variables, ["orography"], path)
-        name = _dem_variable({k: tuple(map(str, v.dims)) for k, v in raw.variables.items()},
-                             {k: dict(v.attrs) for k, v in raw.variables.items()})
+        name = _dem_variable({str(k): tuple(map(str, v.dims)) for k, v in raw.variables.items()},
+                             {str(k): dict(v.attrs) for k, v in raw.variables.items()})
         if name is None:
             raise FormatError(path, "no elevation variable (HSURF, z...) on rlat/rlon or lon/lat x/y dims")
         var = raw[name]

@@ -323,6 +323,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The value of a one-row query (an aggregate such as ``SELECT max(...)``)."""
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise StorageError(f"no row from {sql!r}")
+    return row[0]
+
+
 def _utc_naive(value: Any, what: str) -> dt.datetime | None:
     """A timestamp-like value as a naive UTC datetime (aware values converted to UTC)."""
     if value is None:
@@ -379,7 +387,7 @@ def migrate(path: str | os.PathLike[str], *, up_to: int | None = None, timeout: 
         # so opening one costs a shared read and works on a read-only file system too.
         try:
             with cat._connect(read_only=True) as con:
-                current = con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+                current = _scalar(con, "SELECT max(version) FROM schema_migrations")
         except (StorageError, duckdb.Error):
             current = None  # new, damaged or pre-migration file: the full path below decides
         if current is not None and target <= current <= SCHEMA_VERSION:
@@ -393,7 +401,7 @@ def migrate(path: str | os.PathLike[str], *, up_to: int | None = None, timeout: 
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied TIMESTAMP NOT NULL)"
         )
-        current = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        current = _scalar(con, "SELECT coalesce(max(version), 0) FROM schema_migrations")
         if current > SCHEMA_VERSION:
             raise StorageError(
                 f"{cat.path}: catalogue schema version {current} is newer than this meteolens knows "
@@ -544,7 +552,7 @@ class Catalog:
     def schema_version(self) -> int:
         """The catalogue's schema version (latest migration applied)."""
         with self._connect(read_only=True) as con:
-            return int(con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0])
+            return int(_scalar(con, "SELECT max(version) FROM schema_migrations"))
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run a read-only SQL query and return its result (the connection is read-only).

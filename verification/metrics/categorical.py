@@ -75,6 +75,13 @@ def _threshold_array(threshold: float | Sequence[float] | xr.DataArray) -> float
     return thr
 
 
+def _as_dataarray(name: str, arr: XarrayLike) -> xr.DataArray:
+    """``arr`` itself; TypeError if it is a Dataset."""
+    if not isinstance(arr, xr.DataArray):
+        raise TypeError(f"{name} must be an xarray.DataArray, got {type(arr).__name__}")
+    return arr
+
+
 def contingency_table(
     fcst: XarrayLike,
     obs: XarrayLike,
@@ -126,9 +133,7 @@ def contingency_table(
     ----------
     Wilks (2019), Statistical Methods in the Atmospheric Sciences, section 9.2.1, Fig. 9.1.
     """
-    for name, arr in (("fcst", fcst), ("obs", obs)):
-        if not isinstance(arr, xr.DataArray):
-            raise TypeError(f"{name} must be an xarray.DataArray, got {type(arr).__name__}")
+    fcst, obs = _as_dataarray("fcst", fcst), _as_dataarray("obs", obs)
     thr = _threshold_array(threshold)
     dims = resolve_dims(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights)
     valid = fcst.notnull() & obs.notnull()

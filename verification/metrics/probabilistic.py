@@ -17,6 +17,7 @@ estimation. J. Amer. Stat. Assoc., 102, 359-378.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -266,11 +267,14 @@ def spread_skill(
     dims = resolve_dims(
         fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights, exclude=[member_dim]
     )
-    valid = obs.notnull() & fcst.notnull().all(member_dim)
-    variance = fcst.var(member_dim, ddof=1).where(valid)
-    sq_err = ((fcst.mean(member_dim) - obs) ** 2).where(valid)
-    spread = np.sqrt(weighted_mean(variance, dims=dims, weights=weights, skipna=skipna))
-    rmse_mean = np.sqrt(weighted_mean(sq_err, dims=dims, weights=weights, skipna=skipna))
+    # Reduce over a one-dim list: xarray's stubs take a str, not any Hashable, as a single dim.
+    members = [member_dim]
+    valid = obs.notnull() & fcst.notnull().all(members)
+    variance = fcst.var(members, ddof=1).where(valid)
+    sq_err = ((fcst.mean(members) - obs) ** 2).where(valid)
+    # np.sqrt dispatches to xarray (__array_ufunc__) and returns a DataArray; numpy's stubs say ndarray.
+    spread = cast(xr.DataArray, np.sqrt(weighted_mean(variance, dims=dims, weights=weights, skipna=skipna)))
+    rmse_mean = cast(xr.DataArray, np.sqrt(weighted_mean(sq_err, dims=dims, weights=weights, skipna=skipna)))
     ratio = np.sqrt((m + 1) / m) * spread / rmse_mean.where(rmse_mean > 0)
     return xr.Dataset({"spread": spread, "rmse": rmse_mean, "ratio": ratio}, attrs={"n_members": m})
 
@@ -286,8 +290,8 @@ def _event_probability(
         if threshold is None:
             raise ValueError("threshold is required with member_dim (event = value >= threshold)")
         _check_ensemble(fcst, obs, member_dim)
-        valid_ens = fcst.notnull().all(member_dim)
-        prob = (fcst >= threshold).mean(member_dim).where(valid_ens)
+        valid_ens = fcst.notnull().all([member_dim])  # a one-dim list, as in spread_skill
+        prob = (fcst >= threshold).mean([member_dim]).where(valid_ens)
         outcome = (obs >= threshold).astype(float).where(obs.notnull())
         return prob, outcome
     if threshold is not None:

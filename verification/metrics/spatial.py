@@ -22,7 +22,7 @@ precipitation nowcasting (v1.0). Geosci. Model Dev., 12, 4185-4219.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -68,7 +68,8 @@ def _check_pair(fcst: xr.DataArray, obs: xr.DataArray, sdims: tuple[Hashable, Ha
 def _int_sequence(value: int | Sequence[int], name: str) -> tuple[list[int], bool]:
     """Validate a positive int or a sequence of them; returns (values, was_scalar)."""
     scalar = np.ndim(value) == 0
-    values = [value] if scalar else list(value)  # type: ignore[list-item, arg-type]
+    # np.ndim tells the two cases apart (numpy scalars and arrays too); mypy cannot follow it.
+    values = [cast(int, value)] if scalar else list(cast(Sequence[int], value))
     if not values:
         raise ValueError(f"{name} must not be empty")
     for v in values:
@@ -763,7 +764,11 @@ def displacement(
     out.dy.attrs.update(units="1", long_name=f"forecast minus observed position along {sdims[0]} (grid points)")
     out.dx.attrs.update(units="1", long_name=f"forecast minus observed position along {sdims[1]} (grid points)")
     if spacing is not None:
-        sy, sx = (spacing, spacing) if np.ndim(spacing) == 0 else tuple(spacing)  # type: ignore[arg-type,misc]
+        # np.ndim tells one value from a pair (tuple, list or array); mypy cannot follow it.
+        if np.ndim(spacing) == 0:
+            sy = sx = cast(float, spacing)
+        else:
+            sy, sx = tuple(cast(Sequence[float], spacing))
         if not (sy > 0 and sx > 0):
             raise ValueError(f"spacing must be positive, got {spacing}")
         out["dy_km"] = out.dy * sy

@@ -21,15 +21,15 @@ import pandas as pd
 import xarray as xr
 
 from engine.errors import CoordError, ReaderError, VariableNotFoundError
-from engine.models.global_.initial import regrid_bilinear
+from engine.models.global_.initial import datetime64_ns, regrid_bilinear
 
 #: The ERA-Interim monthly means below the sample-data root.
 CLIMATOLOGY_FILE = Path("xarray-data") / "eraint_uvz.nc"
 
 
-def _lead_coords(init_time: np.datetime64, lead_hours: Sequence[int]) -> dict[str, object]:
+def _lead_coords(init_time: np.datetime64 | np.ndarray, lead_hours: Sequence[int]) -> dict[str, object]:
     lead = pd.to_timedelta(np.asarray(lead_hours, dtype="int64"), unit="h").to_numpy()
-    t0 = np.datetime64(init_time, "ns")
+    t0 = datetime64_ns(init_time)
     return {
         "lead_time": ("lead_time", lead),
         "valid_time": ("lead_time", t0 + lead),

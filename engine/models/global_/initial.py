@@ -33,7 +33,8 @@ Three steps turn an analysis into a shallow-water state:
 Ensembles come from analysis members (one state per member) or from random balanced spectral
 perturbations of one analysis (:func:`perturb`), seeded for reproducibility.
 
-Public API: ``regrid_bilinear``, ``LinearBalance``, ``InitialState``, ``initial_state``, ``perturb``.
+Public API: ``regrid_bilinear``, ``LinearBalance``, ``InitialState``, ``initial_state``, ``perturb``,
+``datetime64_ns``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -242,16 +244,27 @@ class InitialState:
     winds: str
 
 
+def datetime64_ns(value: np.datetime64 | np.ndarray | str | None) -> np.datetime64:
+    """A time as a ``datetime64[ns]`` scalar: what ``np.datetime64(value, "ns")`` gives.
+
+    ``value`` is a datetime64 scalar, a 0-d datetime64 array (a scalar coordinate's ``.values``),
+    an ISO 8601 string, or ``None`` (NaT). Written with ``np.asarray`` because numpy's stubs
+    accept a unit in ``np.datetime64`` only for string, bytes or date input.
+    """
+    # Indexing a 0-d array with () gives its scalar; numpy's stubs type the result as an array.
+    return cast(np.datetime64, np.asarray(value, dtype="datetime64[ns]")[()])
+
+
 def _select_time(ds: xr.Dataset, init_time: np.datetime64 | str | None, source: str) -> xr.Dataset:
     tdim = next((d for d in ("time", "init_time", "valid_time") if d in ds.dims), None)
     if tdim is None:
-        if init_time is not None and "time" in ds.coords and np.datetime64(ds["time"].values) != np.datetime64(init_time):
+        if init_time is not None and "time" in ds.coords and datetime64_ns(ds["time"].values) != np.datetime64(init_time):
             raise CoordError(f"{source}: holds time {ds['time'].values}, not the requested {init_time}")
         return ds
     times = ds[tdim].values
     if init_time is None:
         return ds.isel({tdim: 0})
-    t = np.datetime64(init_time, "ns")
+    t = datetime64_ns(init_time)
     hits = np.nonzero(times.astype("datetime64[ns]") == t)[0]
     if hits.size == 0:
         raise CoordError(f"{source}: no analysis at {init_time}; times are {', '.join(str(x)[:16] for x in times[:8])}")
@@ -347,7 +360,7 @@ def initial_state(
         vrt = balance.vorticity(ph)
         state = torch.stack((vrt, torch.zeros_like(vrt), ph), dim=-3)
         winds = "balanced"
-    return InitialState(state=state, z_mean=z_mean, members=np.asarray(labels), init_time=np.datetime64(t0, "ns"), winds=winds)
+    return InitialState(state=state, z_mean=z_mean, members=np.asarray(labels), init_time=datetime64_ns(t0), winds=winds)
 
 
 def perturb(

@@ -153,6 +153,11 @@ class ShallowWaterModel(nn.Module):
     >>> for step, s in model.integrate(state, n_steps=72, save_every=9): ...  # doctest: +SKIP
     """
 
+    # Buffers registered in __init__ (declared so that type checkers see tensors, not modules).
+    coriolis: torch.Tensor
+    k_diff: torch.Tensor
+    forcing: torch.Tensor
+
     def __init__(self, config: ShallowWaterConfig | None = None, *, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
         self.config = config = config or ShallowWaterConfig()

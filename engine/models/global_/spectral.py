@@ -89,6 +89,16 @@ class SpectralGrid(nn.Module):
         Their inverse with the ``l = 0`` entry set to 0 (m2).
     """
 
+    # Buffers registered in __init__ (declared so that type checkers see tensors, not modules).
+    lats: torch.Tensor
+    lons: torch.Tensor
+    weights: torch.Tensor
+    ell: torch.Tensor
+    lap: torch.Tensor
+    invlap: torch.Tensor
+    mask: torch.Tensor
+    coriolis_sin: torch.Tensor
+
     def __init__(
         self,
         truncation: int,

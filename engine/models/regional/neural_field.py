@@ -61,6 +61,9 @@ class CoordinateMLP(torch.nn.Module):
         Seed of the initialisation (fits are reproducible).
     """
 
+    # Buffer registered in __init__ (declared so that type checkers see a tensor, not a module).
+    freq: torch.Tensor
+
     def __init__(self, hidden: int = 64, layers: int = 3, n_fourier: int = 16, seed: int = 0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)

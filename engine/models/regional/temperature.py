@@ -163,6 +163,10 @@ class LapseRateDownscaler(torch.nn.Module):
     ``"lat"``/``"lon"`` to 1-D coordinate arrays (degrees).
     """
 
+    # Buffers registered in __init__ (declared so that type checkers see tensors, not modules).
+    z_fine: torch.Tensor
+    z_coarse: torch.Tensor | None
+
     def __init__(
         self,
         fine_orography: np.ndarray,

@@ -495,6 +495,9 @@ class MassConsistentWind(torch.nn.Module):
     ``coarse_coords["variable"]``), so the two components travel together with their names.
     """
 
+    # Buffer registered in __init__ (declared so that type checkers see a tensor, not a module).
+    depth: torch.Tensor
+
     variables = ("u10", "v10")
 
     def __init__(
