@@ -313,7 +313,7 @@ def _ensure_runs(case: StationCase, settings: Settings, catalog: Catalog, proxy:
 
 def _verify(case: StationCase, catalog: Catalog, data_root: Path) -> list[str]:
     """Verify both runs against each station dataset of the case (skipping what is already scored)."""
-    notes = []
+    notes: list[str] = []
     for method, run_id in case.run_ids.items():
         for ref in case.stations:
             have = catalog.scores(run_id)
@@ -362,10 +362,18 @@ def _ingest_asos(catalog: Catalog, obs: xr.Dataset, label: str, start: str) -> N
     catalog.insert_observations(long.rename(columns={"station": "station_id"})[["station_id", "time", "variable", "value"]])
 
 
+def _elevation(station: dict[str, object]) -> float:
+    """A station record's ``station_elevation`` (m)."""
+    z = station["station_elevation"]
+    if not isinstance(z, (int, float)):
+        raise TypeError(f"{station.get('station_id')}: station_elevation {z!r} is not a number")
+    return float(z)
+
+
 def _foehn_pair(case: StationCase, catalog: Catalog, data_root: Path) -> pd.DataFrame:
     """Crest-valley potential-temperature difference of the model pair and of the observations."""
     valley, crest = FOEHNIX_STATIONS["ellboegen"], FOEHNIX_STATIONS["sattelberg"]
-    zv, zc = float(valley["station_elevation"]), float(crest["station_elevation"])
+    zv, zc = _elevation(valley), _elevation(crest)
     out: dict[str, pd.Series] = {}
     with warnings.catch_warnings():
         # neither the model nor the foehnix records carry station pressure: the standard

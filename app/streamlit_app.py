@@ -27,8 +27,12 @@ def _first_start_build() -> None:
     if services.store_status()["n_runs"] or len(services.stations()):
         return
     bar = st.progress(0.0, text="Building the demo store from the sample data…")
+
+    def show(f: float, msg: str) -> None:
+        bar.progress(min(max(f, 0.0), 1.0), text=msg)
+
     try:
-        report = services.build_demo_store(lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+        report = services.build_demo_store(show)
     except Exception as err:  # the app must still open; the message says what failed
         st.error(f"Building the demo store failed: {services.error_text(err)}")
         return

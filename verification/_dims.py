@@ -12,15 +12,13 @@ Public API: ``resolve_dims``, ``weighted_mean``, ``weighted_sum``, ``latitude_we
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
-from typing import TypeVar
+from typing import overload
 
 import numpy as np
 import xarray as xr
 
 from engine.errors import CoordError, DimensionError
 from engine.types import Dims, XarrayLike
-
-X = TypeVar("X", xr.DataArray, xr.Dataset)
 
 #: Sentinel accepted by ``reduce_dims`` and ``preserve_dims``: every dimension of the inputs.
 ALL = "all"
@@ -124,13 +122,21 @@ def _check_weights(weights: xr.DataArray) -> None:
         raise ValueError(f"weights must be non-negative; minimum is {values.min()}")
 
 
+@overload
 def weighted_mean(
-    data: X,
+    data: xr.DataArray, *, dims: Sequence[Hashable], weights: xr.DataArray | None = None, skipna: bool = True
+) -> xr.DataArray: ...
+@overload
+def weighted_mean(
+    data: xr.Dataset, *, dims: Sequence[Hashable], weights: xr.DataArray | None = None, skipna: bool = True
+) -> xr.Dataset: ...
+def weighted_mean(
+    data: XarrayLike,
     *,
     dims: Sequence[Hashable],
     weights: xr.DataArray | None = None,
     skipna: bool = True,
-) -> X:
+) -> XarrayLike:
     r"""Weighted mean of ``data`` over ``dims``.
 
     .. math:: \bar{x} = \frac{\sum_i w_i x_i}{\sum_i w_i}
@@ -180,13 +186,21 @@ def weighted_mean(
     return data_b.weighted(weights_b).mean(dim=dims, skipna=skipna)
 
 
+@overload
 def weighted_sum(
-    data: X,
+    data: xr.DataArray, *, dims: Sequence[Hashable], weights: xr.DataArray | None = None, skipna: bool = True
+) -> xr.DataArray: ...
+@overload
+def weighted_sum(
+    data: xr.Dataset, *, dims: Sequence[Hashable], weights: xr.DataArray | None = None, skipna: bool = True
+) -> xr.Dataset: ...
+def weighted_sum(
+    data: XarrayLike,
     *,
     dims: Sequence[Hashable],
     weights: xr.DataArray | None = None,
     skipna: bool = True,
-) -> X:
+) -> XarrayLike:
     r"""Weighted sum :math:`\sum_i w_i x_i` of ``data`` over ``dims`` (for counts).
 
     Contingency tables and histograms are counts, not means; with weights (e.g. grid-cell

@@ -77,7 +77,7 @@ Large archives
     chunked (dask) inputs and gives identical numbers.
 
 Public API: ``VerifyOptions``, ``VerificationResult``, ``QualityResult``, ``VerificationError``,
-``Reference``, ``FrameIndex``, ``parse_time_tolerance``,
+``Reference``, ``FrameIndex``, ``parse_time_tolerance``, ``parse_thresholds``,
 ``METRICS``, ``DEFAULT_THRESHOLDS``, ``DEFAULT_FSS_THRESHOLDS``, ``DEFAULT_WINDOWS``,
 ``verify_run``, ``assess_run``, ``score_fields``, ``open_reference``, ``regrid_latlon``,
 ``grid_spacing_km``, ``run_grid_spacing_km``, ``windows_from_km``, ``baseline_run_id``,
@@ -102,6 +102,7 @@ import xarray as xr
 from engine.errors import CoordError, DimensionError, UnknownNameError, WxError
 from engine.storage.catalog import Catalog, RunRecord
 from engine.storage.zarr_store import open_run_store
+from engine.types import XarrayLike
 from verification._dims import latitude_weights
 from verification.metrics import (
     acc,
@@ -133,6 +134,7 @@ __all__ = [
     "baseline_run_id",
     "grid_spacing_km",
     "open_reference",
+    "parse_thresholds",
     "parse_time_tolerance",
     "regrid_latlon",
     "run_grid_spacing_km",
@@ -208,18 +210,25 @@ class VerificationError(WxError, ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _finite_floats(values: Sequence[Any], what: str) -> tuple[float, ...]:
+def parse_thresholds(values: Sequence[Any]) -> tuple[float, ...]:
+    """Event thresholds as given (numbers or strings such as ``"0.5"``) as finite floats.
+
+    Raises
+    ------
+    VerificationError
+        If a value is not a finite number, or values repeat.
+    """
     out = []
     for v in values:
         try:
             x = float(v)
         except (TypeError, ValueError):
-            raise VerificationError(f"{what}: {v!r} is not a number") from None
+            raise VerificationError(f"thresholds: {v!r} is not a number") from None
         if not math.isfinite(x):
-            raise VerificationError(f"{what}: {v!r} is not a finite number")
+            raise VerificationError(f"thresholds: {v!r} is not a finite number")
         out.append(x)
     if len(set(out)) != len(out):
-        raise VerificationError(f"{what}: values repeat: {list(values)}")
+        raise VerificationError(f"thresholds: values repeat: {list(values)}")
     return tuple(out)
 
 
@@ -338,7 +347,7 @@ class VerifyOptions:
                 raise VerificationError("metrics: give at least one metric name")
             object.__setattr__(self, "metrics", tuple(dict.fromkeys(names)))
         if self.thresholds is not None:
-            object.__setattr__(self, "thresholds", _finite_floats(self.thresholds, "thresholds"))
+            object.__setattr__(self, "thresholds", parse_thresholds(self.thresholds))
         if self.windows is not None:
             wins = []
             for w in self.windows:
@@ -932,7 +941,8 @@ def _require_times(
 
 
 def _offset_note(
-    label: str, valid: Sequence[np.datetime64], used: Sequence[np.datetime64 | None], what: str = "lead time(s)"
+    label: str, valid: Sequence[np.datetime64] | np.ndarray, used: Sequence[np.datetime64 | None],
+    what: str = "lead time(s)",
 ) -> str | None:
     """A note on the ``what`` verified against a reference time other than their valid time."""
     offsets = [abs(pd.Timedelta(u - v)) for v, u in zip(valid, used, strict=True) if u is not None and u != v]
@@ -949,8 +959,11 @@ def _offset_note(
 # --------------------------------------------------------------------------------------------
 
 
-def _rows_of(metric: str, value: xr.DataArray, lead: Any) -> list[dict[str, Any]]:
+def _rows_of(metric: str, value: XarrayLike, lead: Any) -> list[dict[str, Any]]:
     """Flatten a score over its ``threshold`` / ``window`` dims into rows."""
+    # The metrics return the type of their inputs; the fields scored here are DataArrays.
+    if not isinstance(value, xr.DataArray):
+        raise TypeError(f"{metric}: expected a DataArray score, got {type(value).__name__}")
     rows = []
     thr = value["threshold"].values if "threshold" in value.dims else [None]
     win = value["window"].values if "window" in value.dims else [None]
@@ -1043,7 +1056,7 @@ def score_fields(
         lead = pd.Timedelta(fcst["lead_time"].values[k]) if "lead_time" in fcst.coords else pd.Timedelta(k, "s")
         f_k = fcst.isel(lead_time=k, drop=True).load()
         o_k = obs.isel(lead_time=k, drop=True).load()
-        det = f_k.mean(member_dim) if ensemble else f_k
+        det = f_k.mean([member_dim]) if ensemble else f_k
         categorical = [m for m in metrics if METRICS[m].family == "categorical"]
         if categorical and thresholds:
             table = contingency_table(det, o_k, threshold=list(thresholds), **kw)
@@ -1380,8 +1393,8 @@ def _verify_stations(
         # they come back NaN and are dropped below, counted in the notes instead of warned about
         warnings.filterwarnings("ignore", message="stations outside the grid")
         # matching indexes the lazy store, so only the grid cells around the stations are read
-        matched = match_to_stations(grid_fc.to_dataset(name=variable), meta, method=options.station_method)
-    matched = matched[variable].load()
+        matched_ds = match_to_stations(grid_fc.to_dataset(name=variable), meta, method=options.station_method)
+    matched = matched_ds[variable].load()
     inside = matched.notnull().any([d for d in matched.dims if d != "station"])
     notes = []
     n_out = int((~inside).sum())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -343,7 +343,7 @@ def match_to_stations(
     }
     if "elevation" in st.columns:
         coords["station_elevation"] = ("station", st["elevation"].to_numpy(dtype=float))
-    out = out.assign_coords(station=st.index.to_numpy(), **coords)
+    out = out.assign_coords({"station": st.index.to_numpy(), **coords})
 
     to_correct: list[Hashable]
     if height_correction is True:
@@ -688,4 +688,6 @@ def vector_wind_error(
     uo, vo = parts(obs, "obs")
     sq = (uf - uo) ** 2 + (vf - vo) ** 2
     dims = resolve_dims(uf, uo, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights)
-    return np.sqrt(weighted_mean(sq, dims=dims, weights=weights, skipna=skipna)).rename("vector_wind_error")
+    # np.sqrt dispatches to xarray (__array_ufunc__) and returns a DataArray; numpy's stubs say ndarray.
+    rms = cast(xr.DataArray, np.sqrt(weighted_mean(sq, dims=dims, weights=weights, skipna=skipna)))
+    return rms.rename("vector_wind_error")

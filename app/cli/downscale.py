@@ -25,7 +25,7 @@ from engine.storage.catalog import Catalog
 METHOD_CHOICES = ("bilinear", "lapse_rate", "fixed_lapse", "mass_consistent", "neural_field", "orographic")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``downscale`` sub-command."""
     p = subparsers.add_parser(
         "downscale",

@@ -22,7 +22,7 @@ from app.cli.progress import TextProgress
 from engine.config import Settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``forecast`` sub-command with its ``global`` family."""
     p = subparsers.add_parser("forecast", help="run a forecast (global)", description="Run a forecast and store it as a catalogued run.")
     fam = p.add_subparsers(dest="family", metavar="FAMILY", required=True)

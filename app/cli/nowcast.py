@@ -24,7 +24,7 @@ from engine.errors import JobError
 METHODS = ("extrapolation", "steps", "persistence")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``nowcast`` sub-command."""
     p = subparsers.add_parser(
         "nowcast",

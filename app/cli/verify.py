@@ -38,6 +38,7 @@ from verification.pipeline import (
     VerificationError,
     VerificationResult,
     VerifyOptions,
+    parse_thresholds,
     parse_time_tolerance,
     run_grid_spacing_km,
     summary_table,
@@ -46,7 +47,7 @@ from verification.pipeline import (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``verify`` sub-command."""
     p = subparsers.add_parser(
         "verify",
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     # Validate everything typed before touching data, so a typo costs nothing.
     options = VerifyOptions(
         metrics=tuple(_split(args.metrics) or ()) or None,
-        thresholds=tuple(thresholds) if thresholds else None,
+        thresholds=parse_thresholds(thresholds) if thresholds else None,
         variable=args.variable,
         climatology=args.climatology,
         persistence=not args.no_persistence,

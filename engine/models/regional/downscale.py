@@ -34,8 +34,8 @@ Public API: ``METHODS``, ``DEFAULT_METHOD``, ``DownscaleError``, ``downscale_dat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -83,6 +83,16 @@ _M_PER_DEG = EARTH_RADIUS * math.pi / 180.0
 
 class DownscaleError(WxError, ValueError):
     """Options or inputs of a downscaling request are unusable."""
+
+
+_T = TypeVar("_T")
+
+
+def _needs_dem(value: _T | None, method: str) -> _T:
+    """``value``, the DEM or a field derived from it, which every method but bilinear needs."""
+    if value is None:
+        raise DownscaleError(f"--method {method} needs a DEM (--dem FILE or dataset)")
+    return value
 
 
 def _is_projected(ds: xr.Dataset, name: str) -> bool:
@@ -264,6 +274,7 @@ def parse_steering_wind(value: object) -> tuple[float, float]:
         If ``value`` is not two finite numbers, or is faster than any low-level flow.
     """
     try:
+        # any iterable of two numbers; iterating anything else raises the TypeError caught below
         u, v = (float(c) for c in value)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         raise DownscaleError(
@@ -292,7 +303,7 @@ def _domain_mask(work: xr.Dataset, src: SourceGrid, box: tuple[float, ...]) -> x
 
 
 def _steering_winds(
-    work: xr.Dataset, rain: xr.DataArray, lead_dims: Sequence[str], src: SourceGrid, box: tuple[float, ...],
+    work: xr.Dataset, rain: xr.DataArray, lead_dims: Sequence[Hashable], src: SourceGrid, box: tuple[float, ...],
     options: dict[str, Any], name: str,
 ) -> tuple[np.ndarray, str]:
     """Steering wind (m s-1, eastward and northward) per field ``(n, 2)``, and where it came from.
@@ -483,8 +494,8 @@ def downscale_dataset(
     allowed = METHODS[method]
     if allowed is not None and variable not in allowed:
         raise DownscaleError(f"--method {method} applies to {', '.join(allowed)}, not {variable!r}")
-    if method != "bilinear" and dem is None:
-        raise DownscaleError(f"--method {method} needs a DEM (--dem FILE or dataset)")
+    if method != "bilinear":
+        _needs_dem(dem, method)
     if not (resolution > 0):
         raise DownscaleError(f"--resolution {resolution}: must be a positive number of degrees")
     variables = ["u10", "v10"] if method == "mass_consistent" else [variable]
@@ -494,10 +505,11 @@ def downscale_dataset(
     if method == "orographic" and options.get("steering_wind") is not None:
         options["steering_wind"] = list(parse_steering_wind(options["steering_wind"]))
     projected = _is_projected(ds, name)
-    src: SourceGrid | None = ProjectedGrid.of(ds, name=name) if projected else None
+    proj = ProjectedGrid.of(ds, name=name) if projected else None
+    src: SourceGrid | None = proj
     for v in variables:
         _check_units(ds[v], v, name)
-    box = tuple(float(x) for x in domain) if domain is not None else _default_domain(ds, src)
+    box = tuple(float(x) for x in domain) if domain is not None else _default_domain(ds, proj)
     if len(box) != 4:
         raise DownscaleError(f"--domain needs 4 numbers LAT0 LAT1 LON0 LON1, got {box}")
     fine = target_grid(*box, resolution)
@@ -557,7 +569,9 @@ def downscale_dataset(
             # regression margin around the domain may reach beyond a DEM that covers just the
             # domain: keep only the coarse cells whose centres the DEM covers (the bilinear step
             # still reaches every fine point, which lie within half a coarse cell of them).
-            lat0, lat1, lon0, lon1 = _dem_extent(dem, float(np.mean(fine.lon)))  # type: ignore[arg-type]
+            if dem is None:  # checked on entry; narrowed here for the type checker
+                raise DownscaleError(f"--method {method} needs a DEM (--dem FILE or dataset)")
+            lat0, lat1, lon0, lon1 = _dem_extent(dem, float(np.mean(fine.lon)))
             clat, clon = work["lat"].values, work["lon"].values
             eps = 1e-6 * coarse.dlat
             keep_lat = np.flatnonzero((clat >= lat0 - eps) & (clat <= lat1 + eps))
@@ -569,21 +583,23 @@ def downscale_dataset(
                 )
             work = work.isel(lat=keep_lat, lon=keep_lon)
             coarse = LatLonGrid.of(work)
-            z_coarse = dem_to_grid(dem, coarse, name="--dem")  # type: ignore[arg-type]
+            z_coarse = dem_to_grid(dem, coarse, name="--dem")
         if z_coarse.shape != coarse.shape:
             raise CoordError(f"coarse orography shape {z_coarse.shape} does not match the input grid {coarse.shape}")
 
     dev = torch.device(device)
     model: torch.nn.Module | None
     if method == "lapse_rate":
-        model = LapseRateDownscaler(z_fine, z_coarse, radius=radius,  # type: ignore[arg-type]
+        model = LapseRateDownscaler(_needs_dem(z_fine, method), _needs_dem(z_coarse, method), radius=radius,
                                     prior_relief=float(options.get("prior_relief", 30.0)))
     elif method == "fixed_lapse":
-        model = LapseRateDownscaler(z_fine, z_coarse, fixed_lapse=float(options.get("lapse", STANDARD_LAPSE)))  # type: ignore[arg-type]
+        model = LapseRateDownscaler(_needs_dem(z_fine, method), _needs_dem(z_coarse, method),
+                                    fixed_lapse=float(options.get("lapse", STANDARD_LAPSE)))
     elif method == "neural_field":
-        model = NeuralFieldDownscaler(z_fine, z_coarse, steps=int(options.get("steps", 300)))  # type: ignore[arg-type]
+        model = NeuralFieldDownscaler(_needs_dem(z_fine, method), _needs_dem(z_coarse, method),
+                                      steps=int(options.get("steps", 300)))
     elif method == "mass_consistent":
-        model = MassConsistentWind(z_fine, alpha=float(options.get("alpha", 1.0)))  # type: ignore[arg-type]
+        model = MassConsistentWind(_needs_dem(z_fine, method), alpha=float(options.get("alpha", 1.0)))
     else:
         model = None
     if model is not None:
@@ -591,6 +607,8 @@ def downscale_dataset(
 
     if not projected:
         src = coarse  # the lapse-rate methods may have narrowed it to the DEM's cover
+    if src is None:  # unreachable: a projected input set src to its ProjectedGrid above
+        raise DownscaleError("internal error: no source grid for the projected input")
     spatial = ("y", "x") if projected else ("lat", "lon")
     data = work[variables].to_array("variable").transpose("variable", ..., *spatial)
     lead_dims = [d for d in data.dims if d not in ("variable", *spatial)]
@@ -602,7 +620,7 @@ def downscale_dataset(
     if method == "orographic":
         winds, source = _steering_winds(work, data.isel(variable=0), lead_dims, src, box, options, name)
         info.update(_wind_attrs(winds, source))
-        out[0] = _orographic(arr[0], src, fine, z_fine, winds, dev, min(batch_size, 16), progress)  # type: ignore[arg-type]
+        out[0] = _orographic(arr[0], src, fine, _needs_dem(z_fine, method), winds, dev, min(batch_size, 16), progress)
     else:
         ccoords = {"lat": coarse.lat, "lon": coarse.lon, "variable": np.array(variables)}
         fcoords = {"lat": fine.lat, "lon": fine.lon}
@@ -614,18 +632,18 @@ def downscale_dataset(
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 x = torch.from_numpy(arr[:, start:stop]).to(dev)
-                if method == "bilinear":
+                if model is None:  # bilinear
                     y = interp_regular(x, coarse, fine)
-                elif method == "mass_consistent":
-                    y = model(x.permute(1, 0, 2, 3), ccoords, fcoords).permute(1, 0, 2, 3)  # type: ignore[misc]
-                    info = {f"solver_{k}": v for k, v in model.last_info.items()}  # type: ignore[union-attr]
+                elif isinstance(model, MassConsistentWind):
+                    y = model(x.permute(1, 0, 2, 3), ccoords, fcoords).permute(1, 0, 2, 3)
+                    info = {f"solver_{k}": v for k, v in model.last_info.items()}
                 else:
-                    y = model(x[0], ccoords, fcoords)[None]  # type: ignore[misc]
+                    y = model(x[0], ccoords, fcoords)[None]
                 out[:, start:stop] = y.float().cpu().numpy()
                 if progress:
                     progress(stop / n, f"downscaled {stop}/{n} fields")
 
-    coords: dict[str, Any] = {d: data[d] for d in lead_dims if d in data.coords}
+    coords: dict[Hashable, Any] = {d: data[d] for d in lead_dims if d in data.coords}
     coords.update({k: c for k, c in work.coords.items() if k not in ("lat", "lon") and set(c.dims) <= set(lead_dims)})
     coords["lat"] = ("lat", fine.lat, {"units": "degrees_north", "standard_name": "latitude"})
     coords["lon"] = ("lon", fine.lon, {"units": "degrees_east", "standard_name": "longitude"})

@@ -404,7 +404,8 @@ def interp_at(field: torch.Tensor, py: np.ndarray, px: np.ndarray, *, skip_nan: 
     corners = [(iy, ix, (1 - wy) * (1 - wx)), (iy, ix + 1, (1 - wy) * wx), (iy + 1, ix, wy * (1 - wx)),
                (iy + 1, ix + 1, wy * wx)]
     if not skip_nan:
-        out = sum(flat[..., torch.as_tensor(r * nx + c, device=dev)] * w for r, c, w in corners)
+        out = sum((flat[..., torch.as_tensor(r * nx + c, device=dev)] * w for r, c, w in corners),
+                  torch.zeros((), dtype=dt, device=dev))
     else:
         num = torch.zeros((*field.shape[:-2], qy.size), dtype=dt, device=dev)
         den = torch.zeros_like(num)
@@ -505,6 +506,8 @@ def dem_to_grid(dem: xr.Dataset | xr.DataArray, grid: LatLonGrid, *, name: str =
     if "lat" not in da.coords or "lon" not in da.coords:
         raise CoordError(f"{name}: orography needs 'lat' and 'lon' coordinates; has {list(da.coords)}")
     centre = float(np.mean(grid.lon))
+    lat2: np.ndarray
+    lon2: np.ndarray
     if da["lat"].ndim == 1 and da["lon"].ndim == 1:
         lat2, lon2 = np.meshgrid(da["lat"].values, da["lon"].values, indexing="ij")
         values = da.transpose(da["lat"].dims[0], da["lon"].dims[0]).values

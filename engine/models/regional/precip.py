@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,7 +132,7 @@ def smith_barstad(
 
 def orographic_rate(
     h: torch.Tensor, dx: float | Sequence[float] | np.ndarray, dy: float, u: float, v: float, *,
-    band_tolerance: float = 0.05, halo_m: float = 100e3, **kwargs: object,
+    band_tolerance: float = 0.05, halo_m: float = 100e3, **kwargs: Any,
 ) -> torch.Tensor:
     """:func:`smith_barstad` on a grid whose ``dx`` may vary by row (a latitude-longitude grid).
 
@@ -145,7 +146,7 @@ def orographic_rate(
     """
     dx_rows = np.atleast_1d(np.asarray(dx, dtype="float64"))
     if dx_rows.size == 1:
-        return smith_barstad(h, float(dx_rows[0]), dy, u, v, **kwargs)  # type: ignore[arg-type]
+        return smith_barstad(h, float(dx_rows[0]), dy, u, v, **kwargs)
     ny = h.shape[0]
     if dx_rows.shape != (ny,) or not (np.all(np.isfinite(dx_rows)) and np.all(dx_rows > 0)):
         raise CoordError(f"dx must be one positive spacing or one per row ({ny}), got shape {dx_rows.shape}")
@@ -159,7 +160,7 @@ def orographic_rate(
             lo, hi = min(lo, float(dx_rows[r1])), max(hi, float(dx_rows[r1]))
             r1 += 1
         a, b = max(r0 - halo, 0), min(r1 + halo, ny)
-        out[r0:r1] = smith_barstad(h[a:b], 0.5 * (lo + hi), dy, u, v, **kwargs)[r0 - a:r1 - a]  # type: ignore[arg-type]
+        out[r0:r1] = smith_barstad(h[a:b], 0.5 * (lo + hi), dy, u, v, **kwargs)[r0 - a:r1 - a]
         r0 = r1
     return out
 
@@ -303,6 +304,10 @@ class OrographicPrecipDownscaler(torch.nn.Module):
     **physics
         ``nm``, ``hw``, ``cw``, ``tau_c``, ``tau_f`` of :func:`smith_barstad`.
     """
+
+    # Buffers registered in ``__init__``; declared so they type as tensors, not ``Tensor | Module``.
+    ratio: torch.Tensor
+    orographic_rate: torch.Tensor
 
     def __init__(
         self, fine_orography: torch.Tensor, dx: float | np.ndarray, dy: float, factor: int | AssignedCells,
