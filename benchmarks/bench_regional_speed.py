@@ -22,8 +22,8 @@
 
 3. **Foehn fit**: the foehnix mixture model on Ellboegen/Sattelberg 2006-2018 (about 96 000
    common hours), concomitants rh and ff, sectors 43-223 and 90-270 deg; reading both CSV files
-   and the fit are timed separately. The peer, foehnix in R, cannot run here (R is not installed),
-   so no ratio is given for it.
+   and the fit are timed separately. The peer, foehnix in R, is timed against ours in the same run
+   by ``benchmarks/bench_foehn_peer.py`` (it needs R and a foehnix build).
 
 Each case runs in a fresh Python process (``--case NAME``) so that its peak resident memory
 (``ru_maxrss``) is its own; the table gives the peak and the resident memory just before the
@@ -310,7 +310,7 @@ def _table(rows: list[dict[str, object]], dem: str) -> str:
             f"| EM fit (ours) | {float(foehn['seconds']):.2f} | {float(foehn['peak_rss_mb']):.0f} | "
             f"{h['common']} common hours, {h['fitted']} fitted, {foehn['n_iter']} EM iterations, "
             f"Foehn on {100 * float(foehn['foehn_frequency']):.1f} % of {h['valid']} valid hours |",
-            "| foehnix (R, peer) | not measured | | R is not installed here |",
+            "| foehnix (R, peer) | see `bench_foehn_peer.py` | | timed in the same run as ours there |",
         ]
     return "\n".join(lines)
 
