@@ -7,6 +7,12 @@ coordinates, 2-D ``lat``/``lon`` and CF ``crs`` variable, and ``init_time`` / ``
 The reported compute time covers motion estimation and extrapolation (the model), not reading
 the files or writing the store.
 
+Ensembles are streamed to the store (:attr:`~engine.jobs.runner.JobOutput.blocks`): each chunk of
+members the model computes (:meth:`~engine.models.nowcast.Steps.iter_members`) is written into
+the run store before the next is computed, so a job holds one chunk of members (sized by the
+model's memory budget) and its inputs, however many members are asked for; the store is the
+same, value for value, as one written from the whole ensemble. Progress advances per chunk.
+
 Inputs are checked before any model runs (:func:`load_frames`), each with a one-line
 :class:`~engine.errors.WxError` naming what is wrong:
 
@@ -26,7 +32,7 @@ Public API: ``NowcastSpec``, ``run_nowcast``, ``load_frames``, ``select_frames``
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,12 +45,16 @@ from engine.errors import JobError, ReaderError
 from engine.jobs.runner import JobOutput, ProgressCallback, job_kinds
 from engine.jobs.specs import JobSpec
 from engine.lexicon import attrs_for
+from engine.storage.zarr_store import Block
 
 #: Methods and their defaults; the method classes are imported lazily (torch) in the job.
 METHODS: tuple[str, ...] = ("extrapolation", "steps", "persistence")
 #: Frames each method needs (motion needs a pair; AR(2) needs three), without importing torch.
 MIN_FRAMES: dict[str, int] = {"extrapolation": 2, "steps": 3, "persistence": 1}
 DEFAULT_MEMBERS = 20
+#: Dims of ``precip_rate`` in a deterministic and in an ensemble nowcast store.
+DIMS: tuple[str, ...] = ("lead_time", "y", "x")
+ENSEMBLE_DIMS: tuple[str, ...] = ("lead_time", "member", "y", "x")
 
 
 @dataclass(frozen=True)
@@ -251,9 +261,10 @@ def _build_method(spec: NowcastSpec) -> Any:
     return Persistence()
 
 
-def _forecast_dataset(forecast: np.ndarray, frames: xr.Dataset, lead: np.ndarray, ensemble: bool) -> xr.Dataset:
+def _forecast_dataset(forecast: Any, frames: xr.Dataset, lead: np.ndarray, ensemble: bool) -> xr.Dataset:
+    """The run's dataset around ``forecast`` (numpy, or a dask placeholder for a streamed ensemble)."""
     t0 = np.datetime64(frames["time"].values[-1], "ns")
-    dims = ("lead_time", "member", "y", "x") if ensemble else ("lead_time", "y", "x")
+    dims = ENSEMBLE_DIMS if ensemble else DIMS
     attrs = dict(attrs_for("precip_rate"))
     if "grid_mapping" in frames["precip_rate"].attrs:
         attrs["grid_mapping"] = frames["precip_rate"].attrs["grid_mapping"]
@@ -267,10 +278,34 @@ def _forecast_dataset(forecast: np.ndarray, frames: xr.Dataset, lead: np.ndarray
             coords[name] = frames.coords[name]
     if ensemble:
         coords["member"] = ("member", np.arange(forecast.shape[1], dtype=np.int32))
-    out = xr.Dataset({"precip_rate": (dims, forecast.astype(np.float32), attrs)}, coords=coords)
+    out = xr.Dataset({"precip_rate": (dims, forecast.astype(np.float32, copy=False), attrs)}, coords=coords)
     if "crs" in frames:
         out["crs"] = frames["crs"]
     return out
+
+
+def _member_blocks(chunks: Iterator[Any], n_members: int, progress: ProgressCallback) -> Iterator[Block]:
+    """The ensemble as run-store blocks: ``precip_rate (lead_time, member, y, x)`` per chunk of members.
+
+    ``chunks`` is the model's :meth:`~engine.models.nowcast.Steps.iter_members` on a batch of
+    one. Each chunk is computed (in inference mode, entered around the model's step only, never
+    across a ``yield``) when the executor asks for the next block, that is once the previous
+    block is written and dropped, and progress is reported per chunk written.
+    """
+    import torch
+
+    while True:
+        with torch.inference_mode():
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        members, rate = chunk
+        # (1, chunk, lead, y, x) -> (lead, chunk, y, x), a view: the block is the chunk's only reference.
+        block = xr.Dataset({"precip_rate": (ENSEMBLE_DIMS, np.moveaxis(rate[0].cpu().numpy(), 0, 1))})
+        del chunk, rate
+        yield {"member": members}, block
+        del block
+        progress(0.2 + 0.8 * members.stop / n_members, f"{members.stop}/{n_members} members written")
 
 
 @job_kinds.register("nowcast")
@@ -286,7 +321,9 @@ def run_nowcast(spec: NowcastSpec, progress: ProgressCallback) -> JobOutput:
     Returns
     -------
     JobOutput
-        ``compute_seconds`` = motion + extrapolation/ensemble time on the device (synchronised).
+        ``compute_seconds`` = motion + extrapolation time on the device (synchronised). For the
+        ensemble (``steps``), the motion time; the members are computed while the executor
+        writes them (``blocks``), which adds their time.
     """
     import torch
 
@@ -297,6 +334,7 @@ def run_nowcast(spec: NowcastSpec, progress: ProgressCallback) -> JobOutput:
     progress(0.0, f"reading {len(spec.inputs)} frames")
     frames = load_frames(spec.inputs, cls.min_frames, spec.method)
     dt = _time_step(frames)
+    lead = (np.arange(1, spec.lead_steps + 1) * dt).astype("timedelta64[ns]")
     device = resolve_device(spec.device)
     data = torch.from_numpy(np.ascontiguousarray(frames["precip_rate"].values, dtype=np.float32)).to(device)
     batch = data.unsqueeze(0)
@@ -305,16 +343,25 @@ def run_nowcast(spec: NowcastSpec, progress: ProgressCallback) -> JobOutput:
         torch.cuda.synchronize(device)
     started = time.perf_counter()
     with torch.inference_mode():
-        out = method(batch, spec.lead_steps)
+        if cls.ensemble:
+            # Checks and motion now; the members chunk by chunk while the executor writes them.
+            chunks = method.iter_members(batch, spec.lead_steps)
+        else:
+            out = method(batch, spec.lead_steps)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    progress(0.8, "building the run")
-    result = out[0].cpu().numpy()  # (lead, y, x) or (member, lead, y, x)
+    blocks = None
     if cls.ensemble:
-        result = np.moveaxis(result, 0, 1)  # -> (lead, member, y, x), the DESIGN dim order
-    lead = (np.arange(1, spec.lead_steps + 1) * dt).astype("timedelta64[ns]")
-    ds = _forecast_dataset(result, frames, lead, cls.ensemble)
+        import dask.array
+
+        shape = (spec.lead_steps, spec.n_members, *data.shape[-2:])
+        placeholder = dask.array.empty(shape, dtype=np.float32, chunks=(-1, 1, -1, -1))
+        ds = _forecast_dataset(placeholder, frames, lead, ensemble=True)
+        blocks = _member_blocks(chunks, spec.n_members, progress)
+    else:
+        progress(0.8, "building the run")
+        ds = _forecast_dataset(out[0].cpu().numpy(), frames, lead, ensemble=False)  # (lead, y, x)
     return JobOutput(
         dataset=ds,
         compute_seconds=seconds,
@@ -330,4 +377,5 @@ def run_nowcast(spec: NowcastSpec, progress: ProgressCallback) -> JobOutput:
             "members": spec.n_members,
             "seed": spec.seed,
         },
+        blocks=blocks,
     )

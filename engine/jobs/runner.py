@@ -21,6 +21,14 @@ text, no store or temporary directory is left, and the exception propagates (met
 unchanged, ``KeyboardInterrupt``/``SystemExit`` unchanged, anything else wrapped in
 :class:`~engine.errors.JobError` with the original chained).
 
+A forecast too large for memory (a 20-member ensemble on a continental radar grid) is
+*streamed*: the job returns a template dataset whose large variables are placeholders, and an
+iterable of ``(region, Dataset)`` blocks (``JobOutput.blocks``, typically a generator that
+computes a chunk of members per step). The executor writes each block into the temporary store
+as it is produced (:func:`~engine.storage.zarr_store.write_run_store`), so memory holds one
+block; the job's progress and compute time go on while the blocks are written, and the same
+guarantees hold (a failure or Ctrl-C mid-stream leaves no store, and the run ``failed``).
+
 The local executor runs jobs in the calling process. Scale-out (DESIGN.md, "Scale") is a
 ``DaskExecutor`` with the same ``submit`` that ships the spec to a Dask distributed worker and
 runs this same sequence there; specs are frozen dataclasses of plain values precisely so they
@@ -39,7 +47,7 @@ import secrets
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +60,7 @@ from engine.errors import JobError, WxError
 from engine.jobs.specs import JobSpec
 from engine.registry import Registry
 from engine.storage.catalog import Catalog
-from engine.storage.zarr_store import write_run_store
+from engine.storage.zarr_store import Block, write_run_store
 
 #: ``progress(fraction, message)``: fraction in [0, 1], non-decreasing; message one short line.
 ProgressCallback = Callable[[float, str], None]
@@ -66,8 +74,12 @@ class JobOutput:
     ----------
     dataset : Dataset
         The forecast, following the data contract (canonical names and units, ``valid_time``).
+        With ``blocks``, the template of the forecast: its dask-backed data variables are
+        placeholders that the blocks fill (see :func:`~engine.storage.zarr_store.write_run_store`).
     compute_seconds : float
-        Wall time of the computation proper (model and I/O of inputs), seconds, ≥ 0.
+        Wall time of the computation proper (model and I/O of inputs), seconds, ≥ 0; with
+        ``blocks``, the part done before returning (the executor adds the time spent
+        producing the blocks).
     inputs : tuple of str
         Source files or URLs read (Paths are accepted and stored as text).
     init_time : datetime-like or None
@@ -83,11 +95,16 @@ class JobOutput:
         win on a name clash.
     model_version : str, optional
         Version of the model or its weights (a checksum for user-supplied weights).
+    blocks : iterable of (region, Dataset), optional
+        The forecast's large variables, piece by piece, produced while the executor writes
+        them (a generator keeps memory to one piece). Iterated once; the job's ``progress``
+        callback may still be called from it.
 
     Raises
     ------
     JobError
-        From ``__post_init__``: not a Dataset, negative or non-finite compute time.
+        From ``__post_init__``: not a Dataset, negative or non-finite compute time, ``blocks``
+        not iterable.
     """
 
     dataset: xr.Dataset
@@ -99,10 +116,15 @@ class JobOutput:
     domain: str | None = None
     extra_attrs: Mapping[str, Any] | None = None
     model_version: str | None = None
+    blocks: Iterable[Block] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, xr.Dataset):
             raise JobError(f"JobOutput.dataset: expected an xarray.Dataset, got {type(self.dataset).__name__}")
+        if self.blocks is not None and (not isinstance(self.blocks, Iterable) or isinstance(self.blocks, xr.Dataset)):
+            raise JobError(
+                f"JobOutput.blocks: expected an iterable of (region, Dataset) blocks, got {type(self.blocks).__name__}"
+            )
         seconds = float(self.compute_seconds)
         if not math.isfinite(seconds) or seconds < 0:
             raise JobError(f"JobOutput.compute_seconds={self.compute_seconds!r}: expected a finite number ≥ 0")
@@ -213,6 +235,24 @@ class _Progress:
         return report
 
 
+class _TimedBlocks:
+    """Iterate a job's blocks, adding up the time spent producing them (the job's compute, not the writes)."""
+
+    def __init__(self, blocks: Iterable[Block]) -> None:
+        self._blocks = iter(blocks)
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[Block]:
+        return self
+
+    def __next__(self) -> Block:
+        started = time.perf_counter()
+        try:
+            return next(self._blocks)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
 def _maybe_time(value: Any) -> Any:
     """``value`` if it reads as one timestamp, else ``None`` (specs may hold a list of times)."""
     if value is None or isinstance(value, list | tuple):
@@ -312,27 +352,36 @@ class LocalExecutor:
                 init_time=_maybe_time(output.init_time),
                 device=output.device,
             )
-            report(0.95, "writing run store", force=True)
+            # A streamed job reports its own progress while its blocks are written: the bar stays
+            # where the job left it (fractions never go back) instead of jumping to 95 %.
+            blocks = None if output.blocks is None else _TimedBlocks(output.blocks)
+            report(0.95 if blocks is None else 0.0, "writing run store", force=True)
             dataset = output.dataset
             if output.extra_attrs:
                 dataset = dataset.assign_attrs(dict(output.extra_attrs))
-            provenance = {
-                "run_id": run_id,
-                "kind": spec.kind,
-                "model": output.model,
-                "model_version": output.model_version,
-                "parameters": spec.to_params(),
-                "init_time": output.init_time,
-                "inputs": list(output.inputs),
-                "device": output.device,
-                "domain": output.domain,
-                "compute_seconds": output.compute_seconds,
-                "wall_seconds": round(time.perf_counter() - started, 3),
-            }
-            write_run_store(dataset, store, provenance=provenance)
+
+            def compute_seconds() -> float:
+                return output.compute_seconds + (blocks.seconds if blocks is not None else 0.0)
+
+            def provenance() -> dict[str, Any]:  # called once the data is written (the blocks timed)
+                return {
+                    "run_id": run_id,
+                    "kind": spec.kind,
+                    "model": output.model,
+                    "model_version": output.model_version,
+                    "parameters": spec.to_params(),
+                    "init_time": output.init_time,
+                    "inputs": list(output.inputs),
+                    "device": output.device,
+                    "domain": output.domain,
+                    "compute_seconds": compute_seconds(),
+                    "wall_seconds": round(time.perf_counter() - started, 3),
+                }
+
+            write_run_store(dataset, store, provenance=provenance, blocks=blocks)
             written = True
             catalog.set_status(
-                run_id, "succeeded", path=store, compute_seconds=output.compute_seconds, device=output.device
+                run_id, "succeeded", path=store, compute_seconds=compute_seconds(), device=output.device
             )
         except BaseException as err:
             if written:
@@ -347,7 +396,7 @@ class LocalExecutor:
                 raise
             raise JobError(f"job {run_id} ({spec.kind}) failed: {type(err).__name__}: {err}") from err
         report(1.0, f"{run_id}: done", force=True)
-        return RunResult(run_id=run_id, path=store, compute_seconds=output.compute_seconds, status="succeeded")
+        return RunResult(run_id=run_id, path=store, compute_seconds=compute_seconds(), status="succeeded")
 
     @staticmethod
     def _job_function(kind: str) -> Callable[[Any, ProgressCallback], JobOutput]:

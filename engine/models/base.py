@@ -3,7 +3,7 @@
 Models map tensors described by their coordinates; rollouts, device placement, batching and
 storage live in the job layer (:mod:`engine.jobs`), never in model files.
 
-Public API: ``ForecastModel``, ``Nowcaster``, ``Downscaler``, ``models``.
+Public API: ``ForecastModel``, ``Nowcaster``, ``EnsembleNowcaster``, ``Downscaler``, ``models``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from engine.registry import Registry
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Self
 
     import torch
@@ -48,6 +49,18 @@ class Nowcaster(Protocol):
 
     def __call__(self, frames: torch.Tensor, n_steps: int) -> torch.Tensor:
         """``frames``: ``(time, y, x)`` (or ``(batch, time, y, x)``) → ``(n_steps, y, x)`` (plus member/batch dims)."""
+        ...
+
+
+@runtime_checkable
+class EnsembleNowcaster(Nowcaster, Protocol):
+    """A nowcaster whose members can be had chunk by chunk, so an ensemble never has to fit in memory."""
+
+    def iter_members(self, frames: torch.Tensor, n_steps: int) -> Iterator[tuple[slice, torch.Tensor]]:
+        """``(members, rate)`` per chunk, members in order; ``rate`` is ``__call__``'s output for those members.
+
+        Inputs are checked when called; each chunk is computed when it is asked for.
+        """
         ...
 
 

@@ -7,6 +7,8 @@ time, software versions, creation time).
 Atomicity
     The dataset is written to a hidden sibling ``.<name>.tmp-<uuid>`` and renamed into place
     only when complete, so a reader (the app, a verification job) never sees a partial store.
+    This holds for streamed writes too (``blocks``: a large forecast written piece by piece as
+    it is computed, so it never has to fit in memory): the pieces go into the temporary store.
     A failed write removes its temporary directory. Overwriting writes the new store first,
     moves the old one aside, renames the new one in and only then deletes the old one, so
     at every instant ``path`` is either the complete old store or the complete new one.
@@ -28,7 +30,7 @@ Consolidated metadata is written (one read opens the whole store, which matters 
 storage); zarr warns that it is not yet part of the v3 specification, nor are string arrays
 (station ids), and those two warnings are silenced here on purpose.
 
-Public API: ``write_run_store``, ``open_run_store``, ``read_provenance``,
+Public API: ``write_run_store``, ``Block``, ``open_run_store``, ``read_provenance``,
 ``remove_stale_temporaries``, ``software_versions``, ``PROVENANCE_KEYS``, ``MAX_TILE``.
 """
 
@@ -43,7 +45,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,10 @@ STORE_VERSION = 1
 _TMP_MARK = ".tmp-"
 _OLD_MARK = ".old-"
 
+#: A piece of a streamed write: the region it fills (dim -> integer slice; dims not named are
+#: written whole) and a Dataset holding only the placeholder variables it fills there.
+Block = tuple[Mapping[Hashable, slice], xr.Dataset]
+
 
 def software_versions() -> dict[str, str]:
     """Versions of meteolens, Python and the libraries that shape a run's numbers.
@@ -107,8 +113,9 @@ def write_run_store(
     ds: xr.Dataset,
     path: str | os.PathLike[str],
     *,
-    provenance: Mapping[str, Any],
+    provenance: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
     overwrite: bool = False,
+    blocks: Iterable[Block] | None = None,
 ) -> Path:
     """Write ``ds`` as a zarr v3 run store at ``path``, atomically, with its provenance.
 
@@ -118,16 +125,29 @@ def write_run_store(
         The forecast, following the data contract (dims ``init_time, lead_time, member, y, x``
         or ``lat, lon``; ``valid_time`` coordinate; CF grid mapping variable for projected grids).
         It is not modified; dask-backed datasets are computed chunk by chunk while writing.
+        With ``blocks``, its dask-backed data variables are *placeholders* instead: they give
+        the name, dims, shape, dtype and attributes (``dask.array.empty`` is never computed),
+        and their values come from the blocks.
     path : path-like
         The store directory to create, conventionally ``<store>/runs/<run_id>.zarr``. Its parent
         is created if needed.
-    provenance : mapping
+    provenance : mapping, or callable returning one
         Provenance fields (see :data:`PROVENANCE_KEYS`; extra keys such as ``run_id`` or
         ``kind`` are kept too). Values are converted to JSON. ``software`` is filled in from
         :func:`software_versions` (entries given here win) and ``created`` defaults to now (UTC).
-        Provenance attributes replace dataset attributes of the same name.
+        Provenance attributes replace dataset attributes of the same name. A callable is called
+        as late as possible: after the last block of a streamed write, so provenance can record
+        the time spent producing the blocks.
     overwrite : bool, default False
         Replace an existing store (still atomically). Without it an existing store is an error.
+    blocks : iterable of (region, Dataset), optional
+        Stream the placeholder variables in: each block is written into the temporary store
+        as it comes, with ``Dataset.to_zarr(region=region)`` (``region`` maps dims to integer
+        slices; dims not named are written whole), and dropped before the next is asked for,
+        so memory holds one block. The blocks must fill every placeholder completely; their
+        regions should cover whole chunks (one step along leading dims, see "Encoding").
+        Exceptions raised by the iterable itself (the computation producing the blocks)
+        propagate unchanged, after the temporary store is removed.
 
     Returns
     -------
@@ -137,8 +157,9 @@ def write_run_store(
     Raises
     ------
     StorageError
-        ``path`` exists and ``overwrite`` is false; or the write failed (the message names the
-        path and the cause, which is chained). Nothing is left behind on failure.
+        ``path`` exists and ``overwrite`` is false; ``blocks`` without placeholders, a block
+        naming another variable, or placeholders left partly unfilled; or the write failed (the
+        message names the path and the cause, which is chained). Nothing is left behind on failure.
     """
     path = Path(path).absolute()
     if not isinstance(ds, xr.Dataset):
@@ -153,43 +174,83 @@ def write_run_store(
     except OSError as err:
         raise StorageError(f"{path.parent}: cannot create the folder for run stores: {err}") from err
 
-    prepared = _prepare(ds, path, provenance)
+    prepared = _prepare(ds, path)
+    placeholders = {name: var.size for name, var in prepared.data_vars.items() if var.chunks is not None}
+    if blocks is not None and not placeholders:
+        raise StorageError(f"{path}: blocks given but the dataset has no placeholder (dask-backed) variable to fill")
     tmp = path.with_name(f".{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
     try:
         with _quiet_zarr_warnings():
-            prepared.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=True)
-        _swap_into_place(tmp, path, overwrite=overwrite)
-    except BaseException as err:
+            if blocks is None:
+                with _as_storage_error(path):
+                    prepared.attrs = _root_attrs(prepared.attrs, provenance, path)
+                    prepared.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, compute=True)
+            else:
+                _write_streamed(prepared, tmp, blocks, placeholders, provenance, path)
+        with _as_storage_error(path):
+            _swap_into_place(tmp, path, overwrite=overwrite)
+    except BaseException:
         # BaseException: a Ctrl-C in the middle of a long write must not leave a partial store.
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, WxError) or not isinstance(err, Exception):
-            raise
-        raise StorageError(f"{path}: writing the run store failed: {type(err).__name__}: {err}") from err
+        raise
     _fsync_dir(path.parent)
     return path
 
 
-def _prepare(ds: xr.Dataset, path: Path, provenance: Mapping[str, Any]) -> xr.Dataset:
-    """A copy of ``ds`` with clean encodings, run-store chunking and JSON attributes."""
+@contextlib.contextmanager
+def _as_storage_error(path: Path) -> Iterator[None]:
+    """Re-raise a failure of the storage code as a :class:`StorageError` naming ``path`` (cause chained)."""
+    try:
+        yield
+    except WxError:
+        raise
+    except Exception as err:
+        raise StorageError(f"{path}: writing the run store failed: {type(err).__name__}: {err}") from err
+
+
+def _write_streamed(
+    prepared: xr.Dataset,
+    tmp: Path,
+    blocks: Iterable[Block],
+    placeholders: Mapping[Hashable, int],
+    provenance: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    path: Path,
+) -> None:
+    """Write the template ``prepared`` to ``tmp``, the blocks into its placeholders, then the root attributes."""
+    import zarr
+
+    with _as_storage_error(path):
+        # compute=False writes the metadata and every numpy-backed variable, not the placeholders.
+        prepared.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, compute=False)
+    filled = dict.fromkeys(placeholders, 0)
+    for region, block in blocks:  # the producer's own errors propagate unchanged
+        others = sorted(str(n) for n in block.variables if n not in placeholders)
+        if others:
+            raise StorageError(f"{path}: a block writes {', '.join(others)}: not a placeholder variable of the dataset")
+        with _as_storage_error(path):
+            block.drop_encoding().to_zarr(tmp, mode="r+", region=dict(region), zarr_format=3, consolidated=False)
+        for name in block.data_vars:
+            filled[name] += block[name].size
+        del block  # hold no block while the next one is computed
+    short = ", ".join(f"{n}: {filled[n]} of {size}" for n, size in placeholders.items() if filled[n] < size)
+    if short:
+        raise StorageError(f"{path}: the blocks did not fill every value ({short} written)")
+    with _as_storage_error(path):
+        zarr.open_group(tmp, mode="r+", zarr_format=3).attrs.put(_root_attrs(prepared.attrs, provenance, path))
+        zarr.consolidate_metadata(tmp, zarr_format=3)
+
+
+def _prepare(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """A copy of ``ds`` with clean encodings, run-store chunking and JSON attributes (no provenance yet)."""
     out = ds.copy(deep=False)
     try:
         for name in list(out.variables):
             var = out.variables[name]
             var.encoding = {}
             var.attrs = {str(k): jsonable(v) for k, v in var.attrs.items()}
-        attrs = {str(k): jsonable(v) for k, v in ds.attrs.items()}
-        prov = {str(k): jsonable(v) for k, v in provenance.items()}
+        out.attrs = {str(k): jsonable(v) for k, v in ds.attrs.items()}
     except TypeError as err:
         raise StorageError(f"{path}: an attribute cannot be stored as JSON: {err}") from err
-    given_software = prov.get("software") or {}
-    if not isinstance(given_software, dict):
-        raise StorageError(f"{path}: provenance 'software' must map package names to versions, got {given_software!r}")
-    prov["software"] = {**software_versions(), **given_software}
-    prov.setdefault("created", dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z")
-    attrs.update(prov)
-    attrs[_PROVENANCE_INDEX] = sorted(prov)
-    attrs[_STORE_VERSION_KEY] = STORE_VERSION
-    out.attrs = attrs
 
     spatial = _spatial_dims(out)
     for name in list(out.variables):
@@ -205,6 +266,23 @@ def _prepare(ds: xr.Dataset, path: Path, provenance: Mapping[str, Any]) -> xr.Da
             var = out.variables[name]
         var.encoding["chunks"] = chunks
     return out
+
+
+def _root_attrs(
+    attrs: Mapping[str, Any], provenance: Mapping[str, Any] | Callable[[], Mapping[str, Any]], path: Path
+) -> dict[str, Any]:
+    """The store's root attributes: the dataset's (already JSON) and the provenance, which wins."""
+    fields = provenance() if callable(provenance) else provenance
+    try:
+        prov = {str(k): jsonable(v) for k, v in fields.items()}
+    except TypeError as err:
+        raise StorageError(f"{path}: an attribute cannot be stored as JSON: {err}") from err
+    given_software = prov.get("software") or {}
+    if not isinstance(given_software, dict):
+        raise StorageError(f"{path}: provenance 'software' must map package names to versions, got {given_software!r}")
+    prov["software"] = {**software_versions(), **given_software}
+    prov.setdefault("created", dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z")
+    return {**attrs, **prov, _PROVENANCE_INDEX: sorted(prov), _STORE_VERSION_KEY: STORE_VERSION}
 
 
 #: Variables with at most this many points are stored as a single chunk.

@@ -11,9 +11,12 @@ One module per method, as in pysteps:
 
 Every method is a frozen dataclass satisfying :class:`engine.models.base.Nowcaster`, with class
 attributes ``name``, ``min_frames`` (frames the method needs) and ``ensemble`` (whether the
-output has a member dimension). :data:`nowcast_methods` maps names to them; they are also in
-:data:`engine.models.base.models` as ``"nowcast/<name>"``. All tensors are rain rates in mm h-1
-with NaN for no data, on ``(batch, time, y, x)`` inputs; any device.
+output has a member dimension); the ensemble method also satisfies
+:class:`engine.models.base.EnsembleNowcaster` (``iter_members``: the members chunk by chunk, so
+a job can write them out without holding the whole ensemble). :data:`nowcast_methods` maps
+names to them; they are also in :data:`engine.models.base.models` as ``"nowcast/<name>"``. All
+tensors are rain rates in mm h-1 with NaN for no data, on ``(batch, time, y, x)`` inputs; any
+device.
 
 Public API: ``nowcast_methods``, ``Persistence``, ``Extrapolation``, ``Steps``, ``FlowParams``,
 ``StepsParams``, ``estimate_motion``, ``extrapolate``, ``steps_ensemble``, ``persistence``.

@@ -45,8 +45,8 @@ Implementation choices (why it is fast and bounded in memory):
   processed in chunks (``member_chunk``) so memory stays bounded on large grids. Every member has
   its own random stream, so chunking does not change the result.
 
-Public API: ``Steps``, ``StepsParams``, ``steps_ensemble``, ``fft_size``, ``iter_steps_members``, ``ar2_parameters``,
-``probability_match``, ``incremental_mask``, ``to_dbr``, ``from_dbr``.
+Public API: ``Steps``, ``StepsParams``, ``steps_ensemble``, ``iter_steps_members``, ``concat_members``, ``fft_size``,
+``ar2_parameters``, ``probability_match``, ``incremental_mask``, ``to_dbr``, ``from_dbr``.
 
 References
 ----------
@@ -64,7 +64,7 @@ continental radar images. Part I. Mon. Wea. Rev. 130, 2859-2873.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -406,16 +406,19 @@ def iter_steps_members(
     seed: int = 0,
     params: StepsParams | None = None,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Generate the ensemble chunk by chunk (bounded memory: write each chunk out as it comes).
+    """The ensemble chunk by chunk (bounded memory: write each chunk out as it comes).
 
-    Parameters and validation are those of :func:`steps_ensemble`.
+    Parameters and validation are those of :func:`steps_ensemble`. The inputs are checked and
+    the observations analysed (cascade, AR(2) parameters) when this is called, so bad inputs
+    fail at once; each chunk of ``member_chunk`` members is computed when it is asked for.
+    Only the chunk being computed is held: drop a chunk before asking for the next to keep
+    memory to one chunk.
 
-    Yields
-    ------
-    members : slice
-        The members of this chunk.
-    rate : Tensor
-        ``(batch, chunk, lead, y, x)`` float32 rain rate in mm h-1, NaN = no data.
+    Returns
+    -------
+    iterator of (slice, Tensor)
+        ``(members, rate)``: the members of the chunk, and their ``(batch, chunk, lead, y, x)``
+        float32 rain rate in mm h-1, NaN = no data. Members come in order.
     """
     params = params or StepsParams()
     if frames.dim() != 4:
@@ -437,12 +440,28 @@ def iter_steps_members(
         raise DimensionError(f"n_members: expected at least 1 member, got {n_members}")
     require_data(frames[:, -3:], "frames", ("batch", "time"), purpose="STEPS", offset=frames.shape[1] - 3)
     b, _, h, w = frames.shape
+    st = _prepare(frames, velocity, params)
+    chunk = _chunk_size(params, n_members, b, fft_size(h), fft_size(w), n_steps, st.levels)
+    return _member_chunks(st, velocity, n_steps, n_members, chunk, seed, params, (h, w))
+
+
+def _member_chunks(
+    st: _StepsState,
+    velocity: torch.Tensor,
+    n_steps: int,
+    n_members: int,
+    chunk: int,
+    seed: int,
+    params: StepsParams,
+    shape: tuple[int, int],
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """The member loop of :func:`iter_steps_members`, one chunk of members per iteration."""
+    b = velocity.shape[0]
+    h, w = shape
     fh, fw = fft_size(h), fft_size(w)
     n_pix = fh * fw
-    device = frames.device
-    st = _prepare(frames, velocity, params)
+    device = st.valid.device  # the frames' device
     thr_db = 10 * math.log10(params.threshold)
-    chunk = _chunk_size(params, n_members, b, fh, fw, n_steps, st.levels)
     phi = st.phi[:, None, :, :]  # (B, 1, L, 3)
     mean_total = st.mean.sum(dim=-1)[:, None] * n_pix  # DC of the recomposed spectrum, (B, 1)
     for start in range(0, n_members, chunk):
@@ -487,6 +506,8 @@ def iter_steps_members(
             moved = advect(field, grid, valid=st.valid)  # no-data pixels are excluded by `valid`
             out[:, :, n] = from_dbr(moved, params.threshold)
         yield slice(start, start + m), out
+        # Free this chunk (the consumer has dropped its reference) before the next is allocated.
+        del out, field, moved, mask, z_prev, z_last
 
 
 def steps_ensemble(
@@ -534,10 +555,14 @@ def steps_ensemble(
     guard of :func:`ar2_parameters` keeps the parameters finite, and every member is the
     uniform field (all 0 mm h-1 for no rain), NaN only where the input has no data.
     """
-    chunks = list(iter_steps_members(frames, velocity, n_steps, n_members, seed=seed, params=params))
-    if len(chunks) == 1:
-        return chunks[0][1]
-    return torch.cat([c for _, c in chunks], dim=1)
+    return concat_members(iter_steps_members(frames, velocity, n_steps, n_members, seed=seed, params=params))
+
+
+def concat_members(chunks: Iterable[tuple[slice, torch.Tensor]]) -> torch.Tensor:
+    """Join member chunks (from :func:`iter_steps_members` or :meth:`Steps.iter_members`) into one
+    tensor along the member dimension, ``-4`` of ``([batch,] member, lead, y, x)``."""
+    parts = [rate for _, rate in chunks]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-4)
 
 
 @dataclass(frozen=True)
@@ -579,7 +604,7 @@ class Steps:
         return estimate_motion(frames[:, -self.n_frames :], self.flow)
 
     def __call__(self, frames: torch.Tensor, n_steps: int, *, velocity: torch.Tensor | None = None) -> torch.Tensor:
-        """Ensemble nowcast of the last frames.
+        """Ensemble nowcast of the last frames: :meth:`iter_members` with the chunks joined.
 
         Parameters
         ----------
@@ -601,11 +626,39 @@ class Steps:
             Fewer than 3 frames, shapes that do not fit, or a frame used (the last
             ``max(n_frames, 3)``) with no data at all (every pixel NaN).
         """
+        return concat_members(self.iter_members(frames, n_steps, velocity=velocity))
+
+    def iter_members(
+        self, frames: torch.Tensor, n_steps: int, *, velocity: torch.Tensor | None = None
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """The ensemble nowcast chunk by chunk of members (see :func:`iter_steps_members`).
+
+        The frames are checked and the motion estimated when this is called; each chunk is
+        computed as it is asked for, so a caller that writes each chunk out and drops it holds
+        one chunk (``params.member_chunk`` members, or as many as ``params.max_memory_gib``
+        allows) however large the ensemble.
+
+        Parameters
+        ----------
+        frames, n_steps, velocity
+            As for :meth:`__call__`.
+
+        Returns
+        -------
+        iterator of (slice, Tensor)
+            ``(members, rate)``: the members of the chunk, in order, and their rain rate in
+            mm h-1, ``(chunk, lead, y, x)`` or ``(batch, chunk, lead, y, x)`` like ``frames``.
+
+        Raises
+        ------
+        DimensionError
+            As for :meth:`__call__`, when called (not when iterated).
+        """
         x, squeeze = batched_frames(frames, self.min_frames, "STEPS")
-        # Checked here rather than only in estimate_motion/steps_ensemble, so the message
+        # Checked here rather than only in estimate_motion/iter_steps_members, so the message
         # indexes the frames the caller passed (those see only their last frames).
         used = min(x.shape[1], max(self.n_frames, 3) if velocity is None else 3)
         require_data(x[:, -used:], "frames", ("batch", "time"), purpose="STEPS", offset=x.shape[1] - used)
         v = self.motion(x) if velocity is None else velocity
-        out = steps_ensemble(x, v, n_steps, self.n_members, seed=self.seed, params=self.params)
-        return out[0] if squeeze else out
+        chunks = iter_steps_members(x, v, n_steps, self.n_members, seed=self.seed, params=self.params)
+        return ((members, rate[0]) for members, rate in chunks) if squeeze else chunks

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import dask.array
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,24 +45,22 @@ def blob_field(size: int, centre_x: float) -> np.ndarray:
     return (10.0 * np.exp(-((x - centre_x) ** 2 + (y - size / 2) ** 2) / (2 * 2.0**2))).astype("float32")
 
 
-@job_kinds.register(BlobSpec.kind)
-def run_blob(spec: BlobSpec, progress: ProgressCallback) -> JobOutput:
-    frames = []
-    for step in range(spec.n_lead):
-        if spec.fail_at == step:
-            if spec.error == "interrupt":
-                raise KeyboardInterrupt
-            if spec.error == "storage":
-                raise StorageError("/nowhere/input.h5: cannot read input")
-            if spec.error == "bad-output":
-                return "not a JobOutput"  # type: ignore[return-value]
-            raise ValueError(f"model diverged at step {step}")
-        frames.append(blob_field(spec.size, 3.0 + spec.speed * step))
-        progress((step + 1) / spec.n_lead, f"step {step + 1}/{spec.n_lead}")
+def blob_fails(spec: BlobSpec, step: int) -> None:
+    """Raise what ``spec`` asks for at lead step ``step`` (``bad-output`` is the caller's)."""
+    if spec.fail_at == step:
+        if spec.error == "interrupt":
+            raise KeyboardInterrupt
+        if spec.error == "storage":
+            raise StorageError("/nowhere/input.h5: cannot read input")
+        raise ValueError(f"model diverged at step {step}")
+
+
+def blob_output(spec: BlobSpec, rate: object, blocks: object = None) -> JobOutput:
+    """The blob run: ``rate`` (lead, y, x) values, or a placeholder filled by ``blocks``."""
     init = pd.Timestamp(spec.init_time)
     lead = pd.to_timedelta(np.arange(spec.n_lead) * 5, unit="min")
     ds = xr.Dataset(
-        {"precip_rate": (("init_time", "lead_time", "y", "x"), np.stack(frames)[None], attrs_for("precip_rate"))},
+        {"precip_rate": (("init_time", "lead_time", "y", "x"), rate[None], attrs_for("precip_rate"))},
         coords={"init_time": [init], "lead_time": lead},
     )
     ds = ds.assign_coords(valid_time=ds.init_time + ds.lead_time)
@@ -74,7 +74,42 @@ def run_blob(spec: BlobSpec, progress: ProgressCallback) -> JobOutput:
         domain=spec.domain,
         extra_attrs={"title": "advected blob"},
         model_version="0.1",
+        blocks=blocks,  # type: ignore[arg-type]
     )
+
+
+@job_kinds.register(BlobSpec.kind)
+def run_blob(spec: BlobSpec, progress: ProgressCallback) -> JobOutput:
+    frames = []
+    for step in range(spec.n_lead):
+        if spec.fail_at == step and spec.error == "bad-output":
+            return "not a JobOutput"  # type: ignore[return-value]
+        blob_fails(spec, step)
+        frames.append(blob_field(spec.size, 3.0 + spec.speed * step))
+        progress((step + 1) / spec.n_lead, f"step {step + 1}/{spec.n_lead}")
+    return blob_output(spec, np.stack(frames))
+
+
+@dataclass(frozen=True)
+class StreamedBlobSpec(BlobSpec):
+    """The blob, streamed: each lead step is computed when the executor asks for it, then written."""
+
+    kind: ClassVar[str] = "test-blob-streamed"
+
+
+@job_kinds.register(StreamedBlobSpec.kind)
+def run_blob_streamed(spec: StreamedBlobSpec, progress: ProgressCallback) -> JobOutput:
+    def blocks() -> Iterator[tuple[dict, xr.Dataset]]:
+        for step in range(spec.n_lead):
+            blob_fails(spec, step)
+            rate = blob_field(spec.size, 3.0 + spec.speed * step)
+            block = xr.Dataset({"precip_rate": (("init_time", "lead_time", "y", "x"), rate[None, None])})
+            yield {"lead_time": slice(step, step + 1)}, block
+            progress((step + 1) / spec.n_lead, f"wrote step {step + 1}/{spec.n_lead}")
+
+    progress(0.1, "prepared")
+    placeholder = dask.array.empty((spec.n_lead, spec.size, spec.size), dtype="float32")
+    return blob_output(spec, placeholder, blocks())
 
 
 @pytest.fixture
@@ -194,8 +229,9 @@ def test_keyboard_interrupt_mid_job(executor: LocalExecutor, settings: Settings)
     assert leftovers(settings) == []
 
 
+@pytest.mark.parametrize("spec_type", [BlobSpec, StreamedBlobSpec])
 def test_keyboard_interrupt_while_writing_store(
-    executor: LocalExecutor, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, settings: Settings, monkeypatch: pytest.MonkeyPatch, spec_type: type[BlobSpec]
 ) -> None:
     real_to_zarr = xr.Dataset.to_zarr
 
@@ -205,13 +241,14 @@ def test_keyboard_interrupt_while_writing_store(
 
     monkeypatch.setattr(xr.Dataset, "to_zarr", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        executor.submit(BlobSpec())
+        executor.submit(spec_type())
     assert executor.catalog.list_runs()["status"].tolist() == ["failed"]
     assert leftovers(settings) == []
 
 
+@pytest.mark.parametrize("spec_type", [BlobSpec, StreamedBlobSpec])
 def test_catalogue_failure_after_write_removes_store(
-    executor: LocalExecutor, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, settings: Settings, monkeypatch: pytest.MonkeyPatch, spec_type: type[BlobSpec]
 ) -> None:
     real_set_status = Catalog.set_status
 
@@ -222,7 +259,7 @@ def test_catalogue_failure_after_write_removes_store(
 
     monkeypatch.setattr(Catalog, "set_status", flaky)
     with pytest.raises(StorageError, match="catalogue busy"):
-        executor.submit(BlobSpec())
+        executor.submit(spec_type())
     # No store without a row that says it succeeded.
     assert leftovers(settings) == []
     assert executor.catalog.list_runs()["status"].tolist() == ["failed"]
@@ -292,3 +329,60 @@ def test_load_job_kinds_skips_missing_optional_dependencies(monkeypatch: pytest.
     monkeypatch.setattr(kinds, "JOB_MODULES", ("engine.models.no_such_family_jobs",))
     with pytest.raises(ModuleNotFoundError):  # a typo in meteolens' own list is a bug, not optional
         kinds.load_job_kinds()
+
+
+# -- streamed jobs (JobOutput.blocks) ------------------------------------------------------------
+
+
+def test_streamed_run_equals_whole_run(executor: LocalExecutor, settings: Settings) -> None:
+    whole = executor.submit(BlobSpec(n_lead=4))
+    result = executor.submit(StreamedBlobSpec(n_lead=4))
+    streamed, expected = (open_run_store(r.path).load().drop_attrs() for r in (result, whole))
+    xr.testing.assert_identical(streamed, expected)
+    rec = executor.catalog.get_run(result.run_id)
+    assert rec.status == "succeeded" and rec.path == result.path
+    # The time spent producing the blocks is part of the compute time, the same everywhere.
+    assert result.compute_seconds >= 0.01
+    assert rec.compute_seconds == pytest.approx(result.compute_seconds)
+    assert read_provenance(result.path)["compute_seconds"] == pytest.approx(result.compute_seconds)
+    assert sorted(leftovers(settings)) == sorted([f"{whole.run_id}.zarr", f"{result.run_id}.zarr"])
+
+
+@pytest.mark.parametrize(
+    ("error", "raised", "message"),
+    [
+        ("value", JobError, "ValueError: model diverged at step 2"),
+        ("storage", StorageError, "StorageError: /nowhere/input.h5: cannot read input"),
+        ("interrupt", KeyboardInterrupt, "interrupted (KeyboardInterrupt)"),
+    ],
+)
+def test_streamed_failure_midway_leaves_no_store(
+    executor: LocalExecutor, settings: Settings, error: str, raised: type[BaseException], message: str
+) -> None:
+    # Blocks 0 and 1 are already in the temporary store when block 2 fails.
+    with pytest.raises(raised):
+        executor.submit(StreamedBlobSpec(n_lead=4, fail_at=2, error=error))
+    (row,) = executor.catalog.list_runs().itertuples()
+    assert row.status == "failed" and row.error == message and pd.isna(row.path)
+    assert leftovers(settings) == []
+
+
+def test_streamed_progress_advances_per_block_written(executor: LocalExecutor) -> None:
+    calls: list[tuple[float, str]] = []
+    executor.submit(StreamedBlobSpec(n_lead=5), progress=lambda f, m: calls.append((f, m)))
+    fractions = [f for f, _ in calls]
+    assert all(b >= a for a, b in zip(fractions, fractions[1:], strict=False))
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    messages = [m for _, m in calls]
+    # The store is opened where the job left the bar, and the bar moves as blocks are written.
+    writing = messages.index("writing run store")
+    assert fractions[writing] == pytest.approx(0.95 * 0.1)
+    assert messages[writing + 1 : writing + 6] == [f"wrote step {i}/5" for i in range(1, 6)]
+    assert fractions[writing + 1 : writing + 6] == pytest.approx([0.95 * i / 5 for i in range(1, 6)])
+
+
+def test_job_output_blocks_validation() -> None:
+    with pytest.raises(JobError, match=r"JobOutput.blocks: expected an iterable of \(region, Dataset\) .*got int"):
+        JobOutput(xr.Dataset(), 1.0, (), None, "cpu", "m", blocks=3)  # type: ignore[arg-type]
+    with pytest.raises(JobError, match="got Dataset"):
+        JobOutput(xr.Dataset(), 1.0, (), None, "cpu", "m", blocks=xr.Dataset())  # type: ignore[arg-type]

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from engine.errors import DimensionError
+from engine.models.base import EnsembleNowcaster
 from engine.models.nowcast import Steps, StepsParams, estimate_motion, extrapolate, steps_ensemble
+from engine.models.nowcast.steps import concat_members, iter_steps_members
 
 N_STEPS = 4
 
@@ -128,3 +130,39 @@ def test_bad_input(inputs: tuple[torch.Tensor, torch.Tensor]) -> None:
         steps_ensemble(frames, v[:, :1], 2, 2)
     with pytest.raises(DimensionError, match="n_cascade_levels"):
         StepsParams(n_cascade_levels=2)
+
+
+def test_iter_members_yields_the_ensemble_chunk_by_chunk(
+    inputs: tuple[torch.Tensor, torch.Tensor], ensemble: torch.Tensor
+) -> None:
+    frames, v = inputs
+    method = Steps(n_members=8, seed=11, params=StepsParams(member_chunk=3))
+    chunks = list(method.iter_members(frames, N_STEPS, velocity=v))
+    assert [m for m, _ in chunks] == [slice(0, 3), slice(3, 6), slice(6, 8)]
+    assert [tuple(c.shape) for _, c in chunks] == [(1, n, N_STEPS, *frames.shape[-2:]) for n in (3, 3, 2)]
+    # __call__ is the same generator with the chunks joined: equal bit for bit (NaN included).
+    assert same_bits(concat_members(chunks), method(frames, N_STEPS, velocity=v))
+    assert same_bits(
+        concat_members(chunks), steps_ensemble(frames, v, N_STEPS, 8, seed=11, params=StepsParams(member_chunk=3))
+    )
+    assert_same_ensemble(concat_members(chunks), ensemble)  # other chunking, same members
+    # Frames without a batch dimension give chunks without one, like __call__.
+    (members, alone), *_ = method.iter_members(frames[0], N_STEPS, velocity=v)
+    assert members == slice(0, 3) and same_bits(alone, chunks[0][1][0])
+    assert isinstance(method, EnsembleNowcaster)
+
+
+def test_iter_members_checks_inputs_when_called(inputs: tuple[torch.Tensor, torch.Tensor]) -> None:
+    # Errors come at once, not at the first chunk (which a job computes while writing its store).
+    frames, v = inputs
+    with pytest.raises(DimensionError, match="time >= 3"):
+        Steps(n_members=2).iter_members(frames[:, :2], 2)
+    with pytest.raises(DimensionError, match="n_steps"):
+        iter_steps_members(frames, v, 0, 2)
+    with pytest.raises(DimensionError, match="velocity"):
+        iter_steps_members(frames, v[:, :1], 2, 2)
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit: NaN where NaN, -0.0 apart from 0.0."""
+    return a.shape == b.shape and torch.equal(a.view(torch.int32), b.view(torch.int32))

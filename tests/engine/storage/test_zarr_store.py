@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import dask.array as da
@@ -293,3 +295,114 @@ def test_station_series_with_string_ids(tmp_path: Path) -> None:
     back = open_run_store(path).load()
     assert back.station.values.tolist() == ["ellboegen", "sattelberg"]
     xr.testing.assert_equal(back.drop_attrs(), ds)
+
+
+# -- streamed writes (blocks) ---------------------------------------------------------------------
+
+
+def streamed(ds: xr.Dataset, dim: str = "member", step: int = 1) -> tuple[xr.Dataset, list[tuple[dict, xr.Dataset]]]:
+    """``ds`` as a template (``precip_rate`` a never-computed placeholder) and its blocks along ``dim``."""
+    rate = ds["precip_rate"]
+    template = ds.assign(precip_rate=rate.copy(data=da.empty(rate.shape, dtype=rate.dtype, chunks=-1)))
+    blocks = [
+        ({dim: slice(i, i + step)}, xr.Dataset({"precip_rate": rate.isel({dim: slice(i, i + step)}).variable}))
+        for i in range(0, ds.sizes[dim], step)
+    ]
+    return template, blocks
+
+
+@pytest.mark.parametrize(("dim", "step"), [("member", 1), ("lead_time", 2), ("x", 3)])
+def test_streamed_write_equals_whole_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dim: str, step: int
+) -> None:
+    monkeypatch.setattr(zarr_store, "_SMALL", 100)  # several chunks, as on a real grid
+    ds = make_forecast(n_lead=3, n_member=3, ny=6, nx=10)
+    prov = {**PROVENANCE, "created": "2020-01-01T00:00:00Z"}
+    whole = write_run_store(ds, tmp_path / "whole.zarr", provenance=prov)
+    template, blocks = streamed(ds, dim, step)
+    path = write_run_store(template, tmp_path / "streamed.zarr", provenance=prov, blocks=iter(blocks))
+    xr.testing.assert_identical(open_run_store(path).load(), open_run_store(whole).load())
+    # The same store, metadata file for metadata file (not just the same values).
+    for meta in sorted(p.relative_to(whole) for p in whole.rglob("zarr.json")):
+        assert json.loads((path / meta).read_text()) == json.loads((whole / meta).read_text()), meta
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_streamed_provenance_is_taken_after_the_last_block(tmp_path: Path, forecast: xr.Dataset) -> None:
+    events: list[str] = []
+    template, blocks = streamed(forecast)
+
+    def produce() -> Iterator[tuple[dict, xr.Dataset]]:
+        for block in blocks:
+            events.append("block")
+            yield block
+
+    def provenance() -> dict:
+        events.append("provenance")
+        return {**PROVENANCE, "compute_seconds": 7.5}
+
+    path = write_run_store(template, tmp_path / "r.zarr", provenance=provenance, blocks=produce())
+    assert events == ["block", "block", "provenance"]
+    assert read_provenance(path)["compute_seconds"] == 7.5
+    assert open_run_store(path).attrs["title"] == "test nowcast"
+
+
+def test_streamed_write_holds_one_block(tmp_path: Path) -> None:
+    # The writer drops each block before asking for the next: memory is one block, whatever the
+    # number of blocks (checked with weak references, not by measuring memory).
+    ds = make_forecast(n_lead=2, n_member=4)
+    template, blocks = streamed(ds)
+    alive: list[int] = []
+
+    def produce() -> Iterator[tuple[dict, xr.Dataset]]:
+        previous = None
+        for region, block in reversed(blocks):  # any order: the regions say where blocks go
+            alive.append(previous is not None and previous() is not None)
+            values = block["precip_rate"].values.copy()  # fresh memory, referenced by this block only
+            previous = weakref.ref(values)
+            yield region, xr.Dataset({"precip_rate": (block["precip_rate"].dims, values)})
+            del values
+
+    path = write_run_store(template, tmp_path / "r.zarr", provenance=PROVENANCE, blocks=produce())
+    assert alive == [False] * 4
+    xr.testing.assert_equal(open_run_store(path).load().drop_attrs(), ds.drop_attrs())
+
+
+@pytest.mark.parametrize("exc", [ValueError("model diverged"), KeyboardInterrupt()])
+def test_streamed_failure_of_the_producer_passes_unchanged_and_leaves_nothing(
+    tmp_path: Path, forecast: xr.Dataset, exc: BaseException
+) -> None:
+    template, blocks = streamed(forecast)
+
+    def produce() -> Iterator[tuple[dict, xr.Dataset]]:
+        yield blocks[0]
+        raise exc
+
+    with pytest.raises(type(exc)) as info:
+        write_run_store(template, tmp_path / "r.zarr", provenance=PROVENANCE, blocks=produce())
+    assert info.value is exc  # the job's own error, not a StorageError around it
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_streamed_failure_keeps_the_old_store(tmp_path: Path, forecast: xr.Dataset) -> None:
+    path = write_run_store(forecast, tmp_path / "r.zarr", provenance=PROVENANCE)
+    template, blocks = streamed(forecast * 2)
+    with pytest.raises(StorageError, match="did not fill every value"):
+        write_run_store(template, path, provenance=PROVENANCE, blocks=blocks[:1], overwrite=True)
+    xr.testing.assert_equal(open_run_store(path).load().drop_attrs(), forecast.drop_attrs())
+    assert hidden_leftovers(tmp_path) == []
+
+
+def test_streamed_bad_blocks_are_storage_errors(tmp_path: Path, forecast: xr.Dataset) -> None:
+    template, blocks = streamed(forecast)
+    target = tmp_path / "r.zarr"
+    with pytest.raises(StorageError, match=r"r\.zarr: the blocks did not fill every value \(precip_rate: 126 of 252 "):
+        write_run_store(template, target, provenance=PROVENANCE, blocks=blocks[:1])
+    with pytest.raises(StorageError, match=r"r\.zarr: a block writes t2m: not a placeholder variable"):
+        other = xr.Dataset({"t2m": forecast["t2m"].variable})
+        write_run_store(template, target, provenance=PROVENANCE, blocks=[({}, other)])
+    with pytest.raises(StorageError, match=r"r\.zarr: writing the run store failed: ValueError: .*no_such_dim"):
+        write_run_store(template, target, provenance=PROVENANCE, blocks=[({"no_such_dim": slice(0, 1)}, blocks[0][1])])
+    with pytest.raises(StorageError, match=r"r\.zarr: blocks given but the dataset has no placeholder"):
+        write_run_store(forecast, target, provenance=PROVENANCE, blocks=blocks)
+    assert list(tmp_path.iterdir()) == []
