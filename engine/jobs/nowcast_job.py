@@ -115,8 +115,10 @@ class NowcastSpec(JobSpec):
 
 def _fmt_time(t: np.datetime64) -> str:
     """ISO time to the minute (radar frames are on whole minutes), to the second otherwise."""
-    unit = "m" if np.datetime64(t, "s") == np.datetime64(t, "m") else "s"
-    return str(np.datetime_as_string(t, unit=unit))
+    seconds = np.asarray(t, dtype="datetime64[s]")
+    if seconds == seconds.astype("datetime64[m]"):
+        return str(np.datetime_as_string(seconds, unit="m"))
+    return str(np.datetime_as_string(seconds, unit="s"))
 
 
 def _fmt_step(seconds: int) -> str:
@@ -157,7 +159,7 @@ def select_frames(
     )
     if init is not None:
         try:
-            t0 = np.datetime64(init, "ns")
+            t0 = np.datetime64(str(init), "ns")
         except ValueError as err:
             raise JobError(f"--init {init!r}: not a time (expected e.g. 2015-05-15T16:30)") from err
         first = _fmt_time(by_time[0][0]) if by_time else "?"

@@ -9,7 +9,7 @@ Public API: ``ForecastModel``, ``Nowcaster``, ``EnsembleNowcaster``, ``Downscale
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -45,7 +45,15 @@ class ForecastModel(Protocol):
 
 @runtime_checkable
 class Nowcaster(Protocol):
-    """Extrapolate the last radar frames ``(time, y, x)`` in mm/h to ``n_steps`` future frames."""
+    """Extrapolate the last radar frames ``(time, y, x)`` in mm/h to ``n_steps`` future frames.
+
+    Attributes: ``name`` (registry key), ``min_frames`` (input frames needed), ``ensemble``
+    (whether the output has a member dim).
+    """
+
+    name: ClassVar[str]
+    min_frames: ClassVar[int]
+    ensemble: ClassVar[bool]
 
     def __call__(self, frames: torch.Tensor, n_steps: int) -> torch.Tensor:
         """``frames``: ``(time, y, x)`` (or ``(batch, time, y, x)``) → ``(n_steps, y, x)`` (plus member/batch dims)."""

@@ -228,7 +228,10 @@ def _write_streamed(
         if others:
             raise StorageError(f"{path}: a block writes {', '.join(others)}: not a placeholder variable of the dataset")
         with _as_storage_error(path):
-            block.drop_encoding().to_zarr(tmp, mode="r+", region=dict(region), zarr_format=3, consolidated=False)
+            # str keys: xarray's stubs type region as Mapping[str, ...] (dims are Hashable).
+            block.drop_encoding().to_zarr(
+                tmp, mode="r+", region={str(k): v for k, v in region.items()}, zarr_format=3, consolidated=False
+            )
         for name in block.data_vars:
             filled[name] += block[name].size
         del block  # hold no block while the next one is computed

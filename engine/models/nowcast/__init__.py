@@ -24,7 +24,7 @@ Public API: ``nowcast_methods``, ``Persistence``, ``Extrapolation``, ``Steps``, 
 
 from __future__ import annotations
 
-from engine.models.base import models
+from engine.models.base import Nowcaster, models
 from engine.models.nowcast.extrapolation import Extrapolation, extrapolate
 from engine.models.nowcast.motion import FlowParams, estimate_motion
 from engine.models.nowcast.persistence import Persistence, persistence
@@ -32,7 +32,7 @@ from engine.models.nowcast.steps import Steps, StepsParams, steps_ensemble
 from engine.registry import Registry
 
 #: Nowcast method name → method class (``persistence``, ``extrapolation``, ``steps``).
-nowcast_methods: Registry[type] = Registry("nowcast method")
+nowcast_methods: Registry[type[Nowcaster]] = Registry("nowcast method")
 
 for _cls in (Persistence, Extrapolation, Steps):
     nowcast_methods.register(_cls.name)(_cls)
