@@ -352,33 +352,47 @@ class OrographicPrecipDownscaler(torch.nn.Module):
         return (x[None], True) if x.ndim == 2 else (x, False)
 
     def _conserve(self, fine: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Rescale ``fine`` so each coarse cell's mean is ``x`` again.
+        """Rescale ``fine`` smoothly so each coarse cell's mean is close to ``x``.
 
         Applied per cell, the correction factors would print the coarse grid into the field as
-        steps of one coarse cell; so a few passes first apply them interpolated bilinearly
-        (smooth), which removes most of the mismatch, and a final per-cell pass makes the cell
-        means exact with only small steps left. NaN cells (no data) keep NaN.
+        steps of one coarse cell; so they are applied interpolated bilinearly (smooth), a few
+        passes, each bounded so that one nearly empty cell cannot leak a huge factor into its
+        neighbours.
         """
         cells = self.cells
         for _ in range(3):
             block = cells.mean(fine)
-            # Bounded factors: one nearly empty block must not leak a huge factor into its neighbours.
             scale = torch.where(block > 0, x / block.clamp_min(1e-12), torch.ones_like(block)).clamp(0.1, 10.0)
             fine = fine * cells.interpolate(scale)
+        return fine
+
+    def _impose(self, fine: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The orographic pattern on a field whose cell means are (nearly) ``x``, means made exact.
+
+        The ratio is normalised to a mean of 1 in every coarse cell before it multiplies the
+        field, so it redistributes rain within each cell (windward more, lee less) and moves none
+        between cells; a final per-cell factor, close to 1, makes the means exact. Smoothing the
+        correction after imposing the pattern instead would carry the large factors of cells in
+        a rain shadow onto their neighbours and can leave a narrow ridge's lee wetter than its
+        windward slope. A cell entirely without rain in the pattern keeps its coarse rain,
+        spread evenly. NaN cells (no data) keep NaN.
+        """
+        cells = self.cells
+        ratio = self.ratio.expand_as(fine)
+        fine = fine * ratio / cells.broadcast(cells.mean(ratio))
         block = cells.mean(fine)
         scale = torch.where(block > 0, x / block.clamp_min(1e-12), torch.zeros_like(block))
-        # A block entirely in a modelled rain shadow keeps its coarse rain, spread evenly.
         return torch.where(cells.broadcast(block) > 0, fine * cells.broadcast(scale), cells.broadcast(x))
 
     def forward(self, coarse: torch.Tensor) -> torch.Tensor:
         """Fine precipitation (mm h-1) from coarse rates ``(batch, *coarse_shape)`` (mm h-1).
 
-        Bilinear interpolation of the coarse field, times the orographic ratio, then the coarse
-        cell means restored (mass conservation).
+        Bilinear interpolation of the coarse field, its cell means restored smoothly, then the
+        orographic ratio imposed within each cell (mass conservation exact).
         """
         x, squeeze = self._check(coarse)
-        first = self.cells.interpolate(x)
-        fine = self._conserve(first.clamp_min(0) * self.ratio, x)
+        first = self._conserve(self.cells.interpolate(x).clamp_min(0), x)
+        fine = self._impose(first, x)
         return fine[0] if squeeze else fine
 
     def modulate(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
@@ -392,5 +406,5 @@ class OrographicPrecipDownscaler(torch.nn.Module):
         x, squeeze = self._check(coarse)
         f = fine.to(torch.float64)
         f = f[None] if f.ndim == 2 else f
-        out = self._conserve(f.clamp_min(0) * self.ratio, x)
+        out = self._impose(self._conserve(f.clamp_min(0), x), x)
         return out[0] if squeeze else out
