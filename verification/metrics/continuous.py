@@ -14,7 +14,6 @@ Wilks, D. S. (2019): Statistical Methods in the Atmospheric Sciences, 4th ed., E
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from typing import cast
 
 import numpy as np
@@ -24,19 +23,6 @@ from engine.types import Dims, XarrayLike
 from verification._dims import resolve_dims, weighted_mean
 
 __all__ = ["acc", "bias", "correlation", "mae", "mse", "rmse"]
-
-
-def _mean(
-    data: XarrayLike, *, dims: Sequence[Hashable], weights: xr.DataArray | None, skipna: bool
-) -> XarrayLike:
-    """:func:`~verification._dims.weighted_mean` of a DataArray or a Dataset.
-
-    ``weighted_mean`` is generic over a type variable constrained to the two types, which mypy
-    cannot solve for their union ``XarrayLike``; splitting the union here keeps the signatures.
-    """
-    if isinstance(data, xr.DataArray):
-        return weighted_mean(data, dims=dims, weights=weights, skipna=skipna)
-    return weighted_mean(data, dims=dims, weights=weights, skipna=skipna)
 
 
 def _sqrt(data: XarrayLike) -> XarrayLike:
@@ -84,7 +70,7 @@ def bias(
     Wilks (2019), Statistical Methods in the Atmospheric Sciences, eq. 9.33 (mean error).
     """
     dims = resolve_dims(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights)
-    return _mean(fcst - obs, dims=dims, weights=weights, skipna=skipna)
+    return weighted_mean(fcst - obs, dims=dims, weights=weights, skipna=skipna)
 
 
 def mae(
@@ -124,7 +110,7 @@ def mae(
     dims = resolve_dims(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights)
     # abs() keeps the xarray type; mypy joins the union DataArray | Dataset to their base class.
     err = cast(XarrayLike, abs(fcst - obs))
-    return _mean(err, dims=dims, weights=weights, skipna=skipna)
+    return weighted_mean(err, dims=dims, weights=weights, skipna=skipna)
 
 
 def mse(
@@ -162,7 +148,7 @@ def mse(
     Wilks (2019), Statistical Methods in the Atmospheric Sciences, eq. 9.32.
     """
     dims = resolve_dims(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights)
-    return _mean((fcst - obs) ** 2, dims=dims, weights=weights, skipna=skipna)
+    return weighted_mean((fcst - obs) ** 2, dims=dims, weights=weights, skipna=skipna)
 
 
 def rmse(
@@ -216,10 +202,10 @@ def _correlation_from_anomalies(
     skipna: bool,
 ) -> XarrayLike:
     """Weighted cosine similarity sum(w f o) / sqrt(sum(w f^2) sum(w o^2)) of two anomaly fields."""
-    num = _mean(fa * oa, dims=dims, weights=weights, skipna=skipna)
+    num = weighted_mean(fa * oa, dims=dims, weights=weights, skipna=skipna)
     den = _sqrt(
-        _mean(fa**2, dims=dims, weights=weights, skipna=skipna)
-        * _mean(oa**2, dims=dims, weights=weights, skipna=skipna)
+        weighted_mean(fa**2, dims=dims, weights=weights, skipna=skipna)
+        * weighted_mean(oa**2, dims=dims, weights=weights, skipna=skipna)
     )
     # A constant field has no defined correlation; return NaN rather than dividing by zero.
     return num / den.where(den > 0)
@@ -268,8 +254,8 @@ def correlation(
     """
     dims = resolve_dims(fcst, obs, reduce_dims=reduce_dims, preserve_dims=preserve_dims, weights=weights)
     f, o = _pair_mask(fcst, obs) if skipna else (fcst, obs)
-    fa = f - _mean(f, dims=dims, weights=weights, skipna=skipna)
-    oa = o - _mean(o, dims=dims, weights=weights, skipna=skipna)
+    fa = f - weighted_mean(f, dims=dims, weights=weights, skipna=skipna)
+    oa = o - weighted_mean(o, dims=dims, weights=weights, skipna=skipna)
     return _correlation_from_anomalies(fa, oa, dims, weights, skipna)
 
 
@@ -334,6 +320,6 @@ def acc(
     f, o = _pair_mask(fcst, obs) if skipna else (fcst, obs)
     fa, oa = f - climatology, o - climatology
     if centred:
-        fa = fa - _mean(fa, dims=dims, weights=weights, skipna=skipna)
-        oa = oa - _mean(oa, dims=dims, weights=weights, skipna=skipna)
+        fa = fa - weighted_mean(fa, dims=dims, weights=weights, skipna=skipna)
+        oa = oa - weighted_mean(oa, dims=dims, weights=weights, skipna=skipna)
     return _correlation_from_anomalies(fa, oa, dims, weights, skipna)
