@@ -5,6 +5,8 @@ Public API: ``attach_projection``, ``crs_of``, ``lat_lon_grid``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 from pyproj import CRS, Transformer
@@ -39,7 +41,11 @@ def attach_projection(ds: xr.Dataset, crs: CRS | str, *, x: np.ndarray, y: np.nd
         lat=(("y", "x"), lat, {"units": "degrees_north", "standard_name": "latitude"}),
         lon=(("y", "x"), lon, {"units": "degrees_east", "standard_name": "longitude"}),
     )
-    cf = {k: v for k, v in crs.to_cf().items() if v is not None}
+    with warnings.catch_warnings():
+        # Some projections (the Swiss oblique Mercator) have parameters CF cannot name; the
+        # crs_wkt attribute below carries the full definition, which crs_of() reads first.
+        warnings.filterwarnings("ignore", message=".*lost in conversion to CF", category=UserWarning)
+        cf = {k: v for k, v in crs.to_cf().items() if v is not None}
     cf.setdefault("crs_wkt", crs.to_wkt())
     ds["crs"] = xr.DataArray(np.int32(0), attrs=cf)
     for name in ds.data_vars:

@@ -23,6 +23,12 @@
   by 9.80665 and set ``long_name="orographic height [m]"`` but not the units) → ``orography``;
   note CDO's ``abs`` made ocean values small positive numbers. SpeedyWeather
   ``land-sea_mask.nc`` (``lsm``, 0-1) → ``land_sea_fraction``.
+- CF grids in a projection (a regional model on Lambert or rotated-pole coordinates, a radar
+  composite or nowcast exported by meteolens): canonical variables on ``(..., y, x)`` whose
+  ``grid_mapping`` names a CF grid-mapping variable. They keep ``x``/``y`` and get the
+  ``crs`` variable and 2-D WGS 84 ``lat``/``lon`` of :func:`engine.coords.attach_projection`
+  (computed from the projection, not taken from the file, so they are WGS 84 whatever datum
+  the file used).
 
 Public API: ``NetcdfGridReader``.
 """
@@ -38,8 +44,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from engine.coords import attach_projection, crs_of
 from engine.errors import FormatError
-from engine.lexicon import is_level_name, level_name
+from engine.lexicon import VARIABLES, is_level_name, level_name
 from engine.readers._common import (
     NC_SUFFIXES,
     NcHeader,
@@ -81,7 +88,8 @@ def _find(names: Sequence[str], candidates: Sequence[str]) -> str | None:
 
 
 def _layout(header: NcHeader) -> str | None:
-    """Which supported layout a header describes (``"storm"``, ``"landsea"``, ``"speedy_orog"``, ``"cf"``), or None."""
+    """Which supported layout a header describes (``"storm"``, ``"landsea"``, ``"speedy_orog"``, ``"cf"``,
+    ``"projected"``), or None."""
     names = header.var_dims
     if {"timestep", "reftime", "lat", "lon"} <= set(names) and any(v in names for v in _STORM_SURFACE):
         return "storm"
@@ -92,7 +100,16 @@ def _layout(header: NcHeader) -> str | None:
     for var, dims in names.items():
         if _find(dims, _LAT_NAMES) and _find(dims, _LON_NAMES) and (var in UPPER_AIR or var in SINGLE_LEVEL or is_level_name(var)):
             return "cf"
+    if any(_projected_variable(var, dims, header) for var, dims in names.items()):
+        return "projected"
     return None
+
+
+def _projected_variable(var: str, dims: Sequence[str], header: NcHeader) -> bool:
+    """A canonical variable on trailing ``(y, x)`` dims whose ``grid_mapping`` is in the file."""
+    mapping = header.var_attrs.get(var, {}).get("grid_mapping")
+    canonical = var in VARIABLES or var in SINGLE_LEVEL or is_level_name(var)
+    return canonical and tuple(dims[-2:]) == ("y", "x") and isinstance(mapping, str) and mapping in header.var_dims
 
 
 @readers.register("netcdf_grid")
@@ -100,7 +117,8 @@ class NetcdfGridReader:
     """Gridded netCDF analyses (ERA5/ERA-Interim CDS layout, NCL storm and land-sea files, SpeedyWeather inputs)."""
 
     suffixes: ClassVar[tuple[str, ...]] = NC_SUFFIXES
-    description: ClassVar[str] = "gridded netCDF analyses on lat/lon grids (ERA5/ERA-Interim, NCL, SpeedyWeather)"
+    description: ClassVar[str] = ("gridded netCDF analyses on lat/lon grids (ERA5/ERA-Interim, NCL, SpeedyWeather) "
+                                  "and CF projected grids")
 
     def can_open(self, path: Path) -> bool:
         """netCDF suffix and signature, and a variable of a supported layout on ``lat``/``lon`` dims."""
@@ -136,7 +154,8 @@ class NetcdfGridReader:
         raw = open_netcdf(path, decode_times=False)
         header = NcHeader(dims={str(k): n for k, n in raw.sizes.items()},
                           var_dims={str(k): tuple(map(str, v.dims)) for k, v in raw.variables.items()},
-                          var_attrs={}, global_attrs=dict(raw.attrs))
+                          var_attrs={str(k): dict(v.attrs) for k, v in raw.variables.items()},
+                          global_attrs=dict(raw.attrs))
         layout = _layout(header)
         if layout is None:
             raise FormatError(path, "no gridded variable of a supported layout (z/t/u/v..., t2m, msl... on lat/lon dims)")
@@ -146,12 +165,20 @@ class NetcdfGridReader:
             arrays = _landsea(raw)
         elif layout == "speedy_orog":
             arrays = _speedy_orography(raw, path)
+        elif layout == "projected":
+            arrays = _projected_grid(raw, header, path)
         else:
             arrays = _cf_grid(raw, path)
         available = {str(a.name): a for a in arrays}
         keep = requested(variables, available, path)
         # Every layout stores at most single precision (eraint packs int16); float32 halves memory.
         ds = xr.Dataset({name: _as_float32(available[name]) for name in keep})
+        if layout == "projected":
+            crs = crs_of(raw)
+            if crs is None:  # _projected_grid has refused such files already
+                raise FormatError(path, "no grid mapping found")
+            ds = attach_projection(ds, crs, x=raw["x"].values, y=raw["y"].values)
+            ds.attrs["y_order"] = "north_to_south" if bool(np.all(np.diff(raw["y"].values) < 0)) else "south_to_north"
         ds = set_lat_lon(ds)
         ds.attrs["source_files"] = str(path)
         for key in ("title", "institution", "source", "Conventions"):
@@ -223,6 +250,27 @@ def _cf_grid(raw: xr.Dataset, path: Path) -> list[xr.DataArray]:
             out.append(canonical_da(da, str(name), units=units or None, native_name=str(name)))
     if not out:
         raise FormatError(path, f"no variable with a canonical name; has {', '.join(map(str, ds.data_vars))}")
+    return out
+
+
+def _projected_grid(raw: xr.Dataset, header: NcHeader, path: Path) -> list[xr.DataArray]:
+    """Canonical variables on a projected ``(y, x)`` grid; the projection must be readable."""
+    ds = _decode_time(raw, path)
+    names = [str(n) for n, v in ds.data_vars.items() if _projected_variable(str(n), tuple(map(str, v.dims)), header)]
+    if "x" not in ds.coords or "y" not in ds.coords:
+        raise FormatError(path, "a projected grid needs 1-D x and y coordinate variables")
+    try:
+        crs = crs_of(ds)
+    except Exception as err:  # pyproj.exceptions.CRSError: a grid mapping pyproj cannot read
+        raise FormatError(path, f"grid mapping of {', '.join(names)} is not a valid projection: {err}") from err
+    if crs is None:
+        raise FormatError(path, f"no grid mapping found for {', '.join(names)}")
+    out = []
+    for name in names:
+        # The file's own lat/lon (maybe on another datum) and bookkeeping coords are replaced.
+        da = _rename_grid(ds[name].drop_vars([c for c in ("lat", "lon") if c in ds[name].coords]))
+        native = SINGLE_LEVEL.get(name, name)
+        out.append(canonical_da(da, native, units=str(da.attrs.get("units", "")) or None, native_name=name))
     return out
 
 

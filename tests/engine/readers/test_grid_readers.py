@@ -366,3 +366,57 @@ def test_netcdf_with_canonical_level_names_keeps_them(tmp_path: Path) -> None:
     assert {"z500", "t850"} <= set(ds.data_vars)
     np.testing.assert_allclose(ds["z500"].transpose("time", "lat", "lon").values, z500, rtol=1e-6)
     assert ds["t850"].attrs["units"] == "K"
+
+
+# --- CF netCDF on a projected grid -------------------------------------------------------------
+
+
+def test_projected_radar_round_trips_through_netcdf(data: Path, tmp_path: Path) -> None:
+    # A MeteoSwiss frame (Swiss oblique Mercator) written as CF netCDF and read back.
+    mch = open_any(sorted((data / "pysteps-data" / "radar" / "mch" / "20150515").glob("AQC*"))[0])
+    path = tmp_path / "mch.nc"
+    mch.to_netcdf(path)
+    back = open_any(path)
+    assert back.attrs["reader"] == detect(path) == "netcdf_grid"
+    assert back["precip_rate"].dims == mch["precip_rate"].dims and back["precip_rate"].attrs["units"] == "mm h-1"
+    np.testing.assert_array_equal(back["precip_rate"].values, mch["precip_rate"].values)  # NaN where no data
+    np.testing.assert_array_equal(back["x"].values, mch["x"].values)
+    np.testing.assert_allclose(back["lat"].values, mch["lat"].values, atol=1e-5)
+    np.testing.assert_allclose(back["lon"].values, mch["lon"].values, atol=1e-5)
+    assert back["precip_rate"].attrs["grid_mapping"] == "crs" and "crs_wkt" in back["crs"].attrs
+
+
+def _lambert_file(path: Path, mapping: dict[str, object]) -> None:
+    """t2m in K on a 5 x 4 Lambert conformal grid (50 km) described by CF attributes only."""
+    x, y = np.arange(4) * 50e3, np.arange(5) * 50e3
+    ds = xr.Dataset(
+        {"t2m": (("y", "x"), np.full((5, 4), 280.0, "float32"), {"units": "K", "grid_mapping": "lambert"}),
+         "lambert": ((), np.int32(0), mapping)},
+        coords={"x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
+                "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"})},
+    )
+    ds.to_netcdf(path)
+
+
+LAMBERT = {"grid_mapping_name": "lambert_conformal_conic", "standard_parallel": [45.0, 55.0],
+           "longitude_of_central_meridian": 10.0, "latitude_of_projection_origin": 50.0}
+
+
+def test_projected_grid_from_cf_attributes_gets_wgs84_lat_lon(tmp_path: Path) -> None:
+    import pyproj
+
+    path = tmp_path / "lambert.nc"
+    _lambert_file(path, LAMBERT)
+    ds = open_any(path)
+    assert ds["t2m"].dims == ("y", "x") and ds.attrs["y_order"] == "south_to_north"
+    to_geo = pyproj.Transformer.from_crs(pyproj.CRS.from_cf(LAMBERT), "EPSG:4326", always_xy=True)
+    lon, lat = to_geo.transform(150e3, 200e3)
+    assert abs(float(ds["lat"][4, 3]) - lat) < 1e-4 and abs(float(ds["lon"][4, 3]) - lon) < 1e-4
+    assert abs(float(ds["lat"][0, 0]) - 50.0) < 1e-4 and abs(float(ds["lon"][0, 0]) - 10.0) < 1e-4
+
+
+def test_projected_grid_with_a_broken_mapping_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.nc"
+    _lambert_file(path, {"grid_mapping_name": "no_such_projection"})
+    with pytest.raises(FormatError, match=r"broken\.nc.*not a valid projection"):
+        open_any(path)

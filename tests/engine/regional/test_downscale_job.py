@@ -163,3 +163,17 @@ def test_failed_orographic_run_leaves_no_store(coarse_radar: xr.Dataset, tmp_pat
     assert leftovers == []
     runs = Catalog(store / "catalog.duckdb", create=False).list_runs()
     assert runs["status"].tolist() == ["failed"] and runs["path"].isna().all()
+
+
+def test_cli_downscales_a_projected_netcdf_file(coarse_radar: xr.Dataset, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # A user's own projected field as CF netCDF (here the 24 km radar): read back with its
+    # grid mapping, downscaled like the run store.
+    src = tmp_path / "coarse-radar.nc"
+    coarse_radar.isel(time=slice(0, 3)).to_netcdf(src)
+    result = _cli(["downscale", "--input", str(src), "--variable", "precip_rate", "--dem", "hsurf-euro-cordex",
+                   "--resolution", "0.05", "--domain", "45.8", "47.6", "6", "10.2", "--steering-wind", "10", "0",
+                   "--device", "cpu", "--store", str(tmp_path / "store"), "--json"], capsys)
+    out = open_run_store(result["path"])
+    assert out["precip_rate"].dims == ("time", "lat", "lon") and out["precip_rate"].shape == (3, 36, 84)
+    assert out.attrs["downscaling_method"] == "orographic"
