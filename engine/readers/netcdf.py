@@ -43,6 +43,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from engine.coords import attach_projection, crs_of
 from engine.errors import FormatError
@@ -159,6 +161,7 @@ class NetcdfGridReader:
         layout = _layout(header)
         if layout is None:
             raise FormatError(path, "no gridded variable of a supported layout (z/t/u/v..., t2m, msl... on lat/lon dims)")
+        crs: CRS | None = None  # the projection of a projected layout
         if layout == "storm":
             arrays = _storm(raw, path)
         elif layout == "landsea":
@@ -166,17 +169,14 @@ class NetcdfGridReader:
         elif layout == "speedy_orog":
             arrays = _speedy_orography(raw, path)
         elif layout == "projected":
-            arrays = _projected_grid(raw, header, path)
+            arrays, crs = _projected_grid(raw, header, path)
         else:
             arrays = _cf_grid(raw, path)
         available = {str(a.name): a for a in arrays}
         keep = requested(variables, available, path)
         # Every layout stores at most single precision (eraint packs int16); float32 halves memory.
         ds = xr.Dataset({name: _as_float32(available[name]) for name in keep})
-        if layout == "projected":
-            crs = crs_of(raw)
-            if crs is None:  # _projected_grid has refused such files already
-                raise FormatError(path, "no grid mapping found")
+        if crs is not None:
             ds = attach_projection(ds, crs, x=raw["x"].values, y=raw["y"].values)
             ds.attrs["y_order"] = "north_to_south" if bool(np.all(np.diff(raw["y"].values) < 0)) else "south_to_north"
         ds = set_lat_lon(ds)
@@ -253,15 +253,15 @@ def _cf_grid(raw: xr.Dataset, path: Path) -> list[xr.DataArray]:
     return out
 
 
-def _projected_grid(raw: xr.Dataset, header: NcHeader, path: Path) -> list[xr.DataArray]:
-    """Canonical variables on a projected ``(y, x)`` grid; the projection must be readable."""
+def _projected_grid(raw: xr.Dataset, header: NcHeader, path: Path) -> tuple[list[xr.DataArray], CRS]:
+    """Canonical variables on a projected ``(y, x)`` grid, and the grid's projection (which must be readable)."""
     ds = _decode_time(raw, path)
     names = [str(n) for n, v in ds.data_vars.items() if _projected_variable(str(n), tuple(map(str, v.dims)), header)]
     if "x" not in ds.coords or "y" not in ds.coords:
         raise FormatError(path, "a projected grid needs 1-D x and y coordinate variables")
     try:
         crs = crs_of(ds)
-    except Exception as err:  # pyproj.exceptions.CRSError: a grid mapping pyproj cannot read
+    except CRSError as err:  # a grid mapping pyproj cannot read
         raise FormatError(path, f"grid mapping of {', '.join(names)} is not a valid projection: {err}") from err
     if crs is None:
         raise FormatError(path, f"no grid mapping found for {', '.join(names)}")
@@ -271,7 +271,7 @@ def _projected_grid(raw: xr.Dataset, header: NcHeader, path: Path) -> list[xr.Da
         da = _rename_grid(ds[name].drop_vars([c for c in ("lat", "lon") if c in ds[name].coords]))
         native = SINGLE_LEVEL.get(name, name)
         out.append(canonical_da(da, native, units=str(da.attrs.get("units", "")) or None, native_name=name))
-    return out
+    return out, crs
 
 
 def _storm(raw: xr.Dataset, path: Path) -> list[xr.DataArray]:
