@@ -46,7 +46,7 @@ from engine.errors import CoordError, DimensionError, VariableNotFoundError, WxE
 from engine.lexicon import attrs_for, convert_units
 from engine.models.nowcast.motion import FlowParams, estimate_motion
 from engine.models.regional.grid import (
-    EARTH_RADIUS,
+    M_PER_DEG,
     LatLonGrid,
     ProjectedGrid,
     SourceGrid,
@@ -76,10 +76,6 @@ DEFAULT_METHOD: dict[str, str] = {
     "t2m": "lapse_rate", "u10": "mass_consistent", "v10": "mass_consistent",
     "precip_rate": "orographic", "tp": "orographic",
 }
-
-#: Metres per degree of latitude on the mean sphere.
-_M_PER_DEG = EARTH_RADIUS * math.pi / 180.0
-
 
 class DownscaleError(WxError, ValueError):
     """Options or inputs of a downscaling request are unusable."""
@@ -185,8 +181,8 @@ def _check_units(da: xr.DataArray, variable: str, name: str) -> None:
                 f"this looks like {hint}; expected {units}"
             )
         vmin = max(vmin, 0.0)
-    if units == "K" and float(np.median(finite)) < lo:
-        med = float(np.median(finite))
+    med = float(np.median(finite)) if units == "K" else None
+    if med is not None and med < lo:
         raise DownscaleError(
             f"{name}: {variable} ranges {vmin:.1f}..{vmax:.1f} (median {med:.1f}), which looks like degC; "
             f"expected kelvin (K), e.g. add 273.15"
@@ -518,14 +514,14 @@ def downscale_dataset(
     if method == "orographic":
         extra = [w for pair in _STEERING_LEVELS for w in pair if w in ds.data_vars]
     if isinstance(src, ProjectedGrid):
-        native = src.spacing_m() / _M_PER_DEG
+        native = src.spacing_m() / M_PER_DEG
         # Compare sizes in km: a lat/lon cell of R deg is R x R cos(lat) deg, so 0.01 deg cells
         # (0.93 km on average at 46 N) still refine a 1 km radar grid.
-        target_km = resolution * _M_PER_DEG * math.sqrt(math.cos(math.radians(0.5 * (box[0] + box[1])))) / 1e3
-        if target_km > 1.1 * native * _M_PER_DEG / 1e3:
+        target_km = resolution * M_PER_DEG * math.sqrt(math.cos(math.radians(0.5 * (box[0] + box[1])))) / 1e3
+        if target_km > 1.1 * native * M_PER_DEG / 1e3:
             raise DownscaleError(
                 f"--resolution {resolution} ({target_km:.3g} km) is coarser than the input grid "
-                f"({native * _M_PER_DEG / 1e3:.3g} km, about {native:.3g} deg)"
+                f"({native * M_PER_DEG / 1e3:.3g} km, about {native:.3g} deg)"
             )
         work, src, padded = _projected_window(ds[variables + extra], src, box, (radius + 1.5) * native)
         if method != "orographic":
@@ -661,7 +657,7 @@ def downscale_dataset(
         resolution_deg=float(resolution),
         domain=list(box),
         lat_order="descending",
-        source_grid_deg=float(src.dlat) if isinstance(src, LatLonGrid) else round(src.spacing_m() / _M_PER_DEG, 6),
+        source_grid_deg=float(src.dlat) if isinstance(src, LatLonGrid) else round(src.spacing_m() / M_PER_DEG, 6),
         **({"source_projection": src.crs.name} if isinstance(src, ProjectedGrid) else {}),
         **{f"option_{k}": v for k, v in options.items()},
         **info,

@@ -31,6 +31,8 @@ from engine.errors import CoordError
 
 #: Mean Earth radius (m), used for grid spacings in metres.
 EARTH_RADIUS = 6_371_000.0
+#: Metres per degree of latitude (or of longitude at the equator) on that sphere.
+M_PER_DEG = EARTH_RADIUS * math.pi / 180.0
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,8 @@ class LatLonGrid:
     def displacement_m(self, rows: float, cols: float) -> tuple[float, float]:
         """Eastward and northward distance (m) of a shift by ``rows`` and ``cols`` cells at the grid's middle."""
         lat, _ = self.centre_lat_lon()
-        north = rows * float(self.lat[1] - self.lat[0]) * EARTH_RADIUS * math.pi / 180.0
-        east = cols * self.dlon * EARTH_RADIUS * math.pi / 180.0 * math.cos(math.radians(lat))
+        north = rows * float(self.lat[1] - self.lat[0]) * M_PER_DEG
+        east = cols * self.dlon * M_PER_DEG * math.cos(math.radians(lat))
         return east, north
 
 
@@ -196,8 +198,8 @@ class ProjectedGrid:
         xc, yc = float(np.mean(self.x[[0, -1]])), float(np.mean(self.y[[0, -1]]))
         lon, lat = self.to_lon_lat(np.array([xc, xc + cols * (self.x[1] - self.x[0])]),
                                    np.array([yc, yc + rows * (self.y[1] - self.y[0])]))
-        north = float(lat[1] - lat[0]) * EARTH_RADIUS * math.pi / 180.0
-        east = float(lon[1] - lon[0]) * EARTH_RADIUS * math.pi / 180.0 * math.cos(math.radians(float(lat.mean())))
+        north = float(lat[1] - lat[0]) * M_PER_DEG
+        east = float(lon[1] - lon[0]) * M_PER_DEG * math.cos(math.radians(float(lat.mean())))
         return east, north
 
     def spacing_m(self) -> float:

@@ -324,7 +324,6 @@ class OrographicPrecipDownscaler(torch.nn.Module):
             self.cells: BlockCells | AssignedCells = factor
         else:
             self.cells = BlockCells(int(factor), tuple(z.shape))
-            self.factor = int(factor)
         p_sb = orographic_rate(z, dx, dy, float(wind[0]), float(wind[1]), north_up=north_up, pad=pad, **physics)
         weight = (reference_rate + p_sb).clamp_min(0.0)
         # The coarse field already holds the grid-scale orographic signal: keep only the
