@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import netCDF4
 import numpy as np
 import xarray as xr
 from pyproj.exceptions import CRSError
@@ -34,6 +33,11 @@ from engine.readers.radar_common import (
     check_variables,
     crs_from_cf,
 )
+
+if TYPE_CHECKING:
+    # Imported where a file is opened, not here: the reader registry is loaded by every command,
+    # most of which never touch a BoM file, and netCDF4 (with its HDF5 libraries) is slow to load.
+    import netCDF4
 
 # Units of ``precipitation`` meaning an amount over the period, or already a rate.
 _AMOUNT_UNITS = ("kg m-2", "mm")
@@ -74,6 +78,8 @@ class BomNetcdfReader:
         if not (head.startswith(HDF5_MAGIC) or head[:3] == b"CDF"):
             return False
         try:
+            import netCDF4
+
             with netCDF4.Dataset(path, "r") as nc:
                 institution = str(getattr(nc, "institution", ""))
                 return "Bureau of Meteorology" in institution and "precipitation" in nc.variables
@@ -107,6 +113,8 @@ class BomNetcdfReader:
         """
         path = Path(path)
         names = check_variables(path, variables, ("precip_rate",))
+        import netCDF4
+
         try:
             nc = netCDF4.Dataset(path, "r")
         except OSError as err:
