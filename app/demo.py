@@ -210,7 +210,7 @@ def build(settings: Settings, *, progress: Progress | None = None, plan: DemoPla
 def _ingest_station(catalog: Catalog, entry: dict[str, Any], data_root: Path) -> str | None:
     """A station dataset → a ``stations`` row and its observations; skipped when already there."""
     sid = entry["station_id"]
-    have = catalog.query("SELECT count(*) AS n FROM observations WHERE station_id = ?", [sid])["n"].iloc[0]
+    have = catalog.observation_count(sid)
     if have:
         return f"station {sid} already has {have} observations"
     ds = datasets.open_dataset(entry["dataset"], data_root)

@@ -46,6 +46,8 @@ BASELINE = "base"
 JOB_KIND = "job"
 # Run page log of the last job (not in the URL)
 LAST_JOB_LOG = "_last_job_log"
+# The session's settings, parsed from the app's script arguments (not in the URL; app.settings)
+SETTINGS = "_settings"
 
 
 def bind(key: str, default: T, cast: Callable[[str], T] | None = None) -> T:

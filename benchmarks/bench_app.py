@@ -19,7 +19,7 @@ Three measurements, each against its budget, printed as markdown tables:
    screen resolution, then the cartopy pixel lookup); then the same plus the plotly figure
    serialised to JSON (what Streamlit sends), which is the server's whole re-render.
 3. **The full MRMS frame view under 2 s.** The 7000 x 3500 MRMS PrecipRate frame through
-   ``services.map_view`` at a 1000-pixel viewport: *cold* (every cache cleared: the source is
+   ``maps.map_view`` at a 1000-pixel viewport: *cold* (every cache cleared: the source is
    described and its first GRIB2 file read and decoded), *next frame* (the slider moved: another
    file read and decoded) and *warm read cache* (the decoded frame kept by ``st.cache_resource``,
    the map rendered again: what changing the projection costs). Each after one uncounted call,
@@ -103,7 +103,6 @@ def bench_pages(settings: Settings, repeat: int) -> None:
 
     os.environ["METEOLENS_STORE"] = str(settings.store_root)
     os.environ["METEOLENS_DATA"] = str(settings.data_root)
-    os.environ.pop("METEOLENS_APP_BUILD_DEMO", None)
     st.cache_data.clear()
     st.cache_resource.clear()
 
@@ -160,7 +159,7 @@ def bench_rerender(repeat: int) -> None:
     t2m, rain = million_point_field()
     native = ccrs.PlateCarree()
     box = (5.0, 10.0, 44.0, 49.0)
-    width = 640  # services.MapRequest's default: the map column of the Maps page
+    width = 640  # maps.MapRequest's default: the map column of the Maps page
     print(f"\n### Re-rendering a 1000 x 1000 field at {width} px (median of {repeat}, after one warm-up)\n")
     print("| field | view | rasterize (s) | rasterize + figure JSON (s) | budget 0.5 s |")
     print("|---|---|---:|---:|---|")
@@ -195,16 +194,16 @@ def bench_rerender(repeat: int) -> None:
 
 
 def bench_mrms(settings: Settings, repeat: int) -> None:
-    """The full MRMS frame through services.map_view at 1000 px: cold, a new frame, warm read cache."""
+    """The full MRMS frame through maps.map_view at 1000 px: cold, a new frame, warm read cache."""
     import streamlit as st
 
-    from app import services
+    from app.services import fields, maps
 
     os.environ["METEOLENS_DATA"] = str(settings.data_root)
     os.environ["METEOLENS_STORE"] = str(settings.store_root)
     st.cache_data.clear()
     st.cache_resource.clear()
-    info = services.source_info("dataset:mrms-2019-06-10")
+    info = fields.source_info("dataset:mrms-2019-06-10")
     print(f"\n### Full MRMS frame view, {info.grid}, 1000 px (median of {repeat})\n")
     print(
         "| view | cold: open the source, read + raster (s) | next frame: read + raster (s) "
@@ -212,25 +211,25 @@ def bench_mrms(settings: Settings, repeat: int) -> None:
     )
     print("|---|---:|---:|---:|---|")
     for proj in ("PlateCarree", "LambertConformal"):
-        first = services.MapRequest("dataset:mrms-2019-06-10", "precip_rate", step=0, projection=proj, width=1000)
+        first = maps.MapRequest("dataset:mrms-2019-06-10", "precip_rate", step=0, projection=proj, width=1000)
         following = dataclasses.replace(first, step=1)
 
-        def cold(req: services.MapRequest = first) -> object:
+        def cold(req: maps.MapRequest = first) -> object:
             # Everything again: source description, the frame's GRIB2 decode, coastlines, the map.
             st.cache_data.clear()
             st.cache_resource.clear()
-            return services.map_view(req)
+            return maps.map_view(req)
 
-        def next_frame(req: services.MapRequest = following) -> object:
+        def next_frame(req: maps.MapRequest = following) -> object:
             # The slider moved: the source is described already, the new frame is read and drawn.
-            services.map_view.clear()
-            services._open_frame.clear()
-            services.source_info(req.source)
-            return services.map_view(req)
+            maps.map_view.clear()
+            fields._open_frame.clear()
+            fields.source_info(req.source)
+            return maps.map_view(req)
 
-        def warm(req: services.MapRequest = first) -> object:
-            services.map_view.clear()  # the rendered map, not the decoded frame (a cache_resource)
-            return services.map_view(req)
+        def warm(req: maps.MapRequest = first) -> object:
+            maps.map_view.clear()  # the rendered map, not the decoded frame (a cache_resource)
+            return maps.map_view(req)
 
         # One uncounted call each: the first map drawn in a process compiles datashader's
         # numba kernels (seconds, once per server process).

@@ -3,9 +3,11 @@
     meteolens app [--store DIR] [--port N] [--address HOST] [--no-demo] [--demo-plan TOML]
     meteolens demo build [--store DIR] [--plan TOML] [--json]
 
-``meteolens app`` runs ``streamlit run app/streamlit_app.py`` with the store passed through the
-``METEOLENS_STORE`` environment variable; on first start with an empty store the app builds the
-demo store and shows its progress in the page (``--no-demo`` opens an empty store as it is).
+``meteolens app`` runs ``streamlit run app/streamlit_app.py -- <script arguments>``: the store,
+the sample-data folder and the first-start choices travel as the script's own arguments
+(:mod:`app.settings` writes and reads them), not through the environment. On first start with an
+empty store the app builds the demo store and shows its progress in the page (``--no-demo``
+opens an empty store as it is).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.settings import AppSettings, app_arguments
 from engine.config import Settings
 
 APP_FILE = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -41,8 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=cmd_demo_build)
 
 
-def streamlit_command(store: Path, port: int, address: str) -> list[str]:
-    """The command line that serves the app: ``streamlit run`` through :func:`serve` (see there)."""
+def streamlit_command(app: AppSettings, port: int, address: str) -> list[str]:
+    """The command line that serves the app: ``streamlit run`` through :func:`serve` (see there).
+
+    The app's settings follow ``--`` as the script's arguments (:func:`app.settings.app_arguments`).
+    """
     return [
         sys.executable,
         "-m",
@@ -57,26 +63,28 @@ def streamlit_command(store: Path, port: int, address: str) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--",
+        *app_arguments(app),
     ]
 
 
 def cmd_app(args: argparse.Namespace) -> int:
     """Serve the app until interrupted (on POSIX the process becomes the server); returns its exit status."""
     settings = Settings.from_env(store=args.store)
-    env = dict(os.environ, METEOLENS_STORE=str(settings.store_root))
-    if not args.no_demo:
-        env["METEOLENS_APP_BUILD_DEMO"] = "1"
-        if args.demo_plan:
-            env["METEOLENS_DEMO_PLAN"] = str(args.demo_plan.resolve())
+    app = AppSettings(
+        settings,
+        build_demo=not args.no_demo,
+        demo_plan=args.demo_plan.resolve() if args.demo_plan and not args.no_demo else None,
+    )
     print(f"meteolens app: store {settings.store_root}, http://{args.address}:{args.port}", file=sys.stderr)
-    cmd = streamlit_command(settings.store_root, args.port, args.address)
+    cmd = streamlit_command(app, args.port, args.address)
     if os.name == "posix":
         # Become the server: signals (Ctrl-C, a service manager's SIGTERM) reach it directly
         # and no orphaned server outlives a killed wrapper.
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(cmd[0], cmd, env)
-    return subprocess.call(cmd, env=env)
+        os.execv(cmd[0], cmd)
+    return subprocess.call(cmd)
 
 
 def cmd_demo_build(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services
+from app.services import cases, store
 
 PAGES = {
     "maps": "pages/maps.py",
@@ -16,9 +16,9 @@ PAGES = {
 
 st.title("Case studies")
 try:
-    case_list = services.cases()
+    case_list = cases.cases()
 except Exception as err:
-    st.error(services.error_text(err))
+    st.error(store.error_text(err))
     st.stop()
 if not case_list:
     st.info("No case studies defined (assets/cases/*.toml).")
@@ -30,7 +30,7 @@ for case in case_list:
         if case.story:
             with st.expander("The story"):
                 st.markdown(case.story)
-        missing = services.missing_requirements(case.requires)
+        missing = cases.missing_requirements(case.requires)
         if missing:
             st.warning("Needs " + ", ".join(missing) + " (sample data or demo store: `meteolens demo build`).")
         if case.page not in PAGES:

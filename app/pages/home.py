@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services
+from app.services import stations, store
 
 st.title("meteolens")
 st.markdown(
@@ -12,11 +12,11 @@ st.markdown(
     "**stations**, read the **quality** of precipitation nowcasts, compare models in **scorecards**, "
     "**run** a forecast on demand, or open a curated **case study**."
 )
-status = services.store_status()
+status = store.store_status()
 c1, c2, c3 = st.columns(3)
 c1.metric("Runs in the store", status["n_runs"])
 c2.metric("Succeeded", status["n_succeeded"])
-c3.metric("Stations", len(services.stations()))
+c3.metric("Stations", len(stations.stations()))
 cols = st.columns(3)
 cols[0].page_link("pages/maps.py", label="Maps", icon=":material/map:")
 cols[0].page_link("pages/stations.py", label="Stations", icon=":material/location_on:")
@@ -25,7 +25,7 @@ cols[1].page_link("pages/verification.py", label="Verification", icon=":material
 cols[2].page_link("pages/run.py", label="Run a forecast", icon=":material/play_circle:")
 cols[2].page_link("pages/cases.py", label="Case studies", icon=":material/menu_book:")
 st.subheader("Recent runs")
-runs = services.runs_table().head(10)
+runs = store.runs_table().head(10)
 if runs.empty:
     st.info("No runs yet. Build the demo store with `meteolens demo build`, or launch one on the Run page.")
 else:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services, state
+from app import state
 from app.components.maps import map_figure
 from app.components.raster import VIEW_PROJECTIONS
+from app.services import fields, maps, store
 
 st.title("Maps")
-sources = services.sources()
+sources = fields.sources()
 if sources.empty:
     st.warning("No runs and no sample data found. Set METEOLENS_DATA or build the demo store (`meteolens demo build`).")
     st.stop()
@@ -21,9 +22,9 @@ with st.sidebar:
 if source is None:  # selectbox gives None only without options, and sources is not empty
     st.stop()
 try:
-    info = services.source_info(source)
+    info = fields.source_info(source)
 except Exception as err:
-    st.error(f"Cannot open {source}: {services.error_text(err)}")
+    st.error(f"Cannot open {source}: {store.error_text(err)}")
     st.stop()
 
 with st.sidebar:
@@ -87,7 +88,7 @@ state.to_url(
 
 try:
     box = state.parse_box(box_text)
-    request = services.MapRequest(
+    request = maps.MapRequest(
         source=source,
         variable=variable,
         step=step,
@@ -96,11 +97,11 @@ try:
         box=box,
         compare=compare or None,
         stations=show_stations,
-        frames=services.MAX_FRAMES if animate else 1,
+        frames=maps.MAX_FRAMES if animate else 1,
     )
-    data = services.map_view(request)
+    data = maps.map_view(request)
 except Exception as err:
-    st.error(services.error_text(err))
+    st.error(store.error_text(err))
     st.stop()
 
 
@@ -109,9 +110,9 @@ def _zoom_to_selection() -> None:
     box = st.session_state[MAP_CHART].selection.get("box") or []
     if box:
         try:
-            st.session_state[state.BOX] = state.format_box(services.selection_box(request, box[0]["x"], box[0]["y"]))
+            st.session_state[state.BOX] = state.format_box(maps.selection_box(request, box[0]["x"], box[0]["y"]))
         except Exception as err:  # a rectangle off the globe: keep the view, say why
-            st.session_state["_zoom_error"] = services.error_text(err)
+            st.session_state["_zoom_error"] = store.error_text(err)
 
 
 def _reset_zoom() -> None:
@@ -142,7 +143,7 @@ st.caption(
 with st.expander("Download the data"):
     st.download_button(
         "Field at this step (netCDF, full resolution)",
-        data=lambda: services.field_netcdf(source, variable, step, member),
+        data=lambda: fields.field_netcdf(source, variable, step, member),
         on_click="ignore",
         file_name=f"{source.split(':', 1)[1]}_{variable}_step{step}.nc",
         mime="application/x-netcdf",

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services, state
+from app import state
 from app.components import charts
 from app.components.maps import map_figure
+from app.services import fields, maps, nowcast, store, verification
 
 st.title("Nowcast & quality")
-runs = services.runs_table()
+runs = store.runs_table()
 nowcasts = runs[(runs["kind"] == "nowcast") & (runs["status"] == "succeeded")]
 radar = [
-    s
-    for s in services.sources()["source"]
-    if s.startswith("dataset:") and s.split(":", 1)[1] in services.radar_datasets()
+    s for s in fields.sources()["source"] if s.startswith("dataset:") and s.split(":", 1)[1] in nowcast.radar_datasets()
 ]
 
 with st.sidebar:
     run_ids = nowcasts["run_id"].tolist()
     state.bind_choice(state.NOWCAST_RUN, ["", *run_ids], run_ids[0] if run_ids else "")
     run_id = st.selectbox("Nowcast run", ["", *run_ids], key=state.NOWCAST_RUN, format_func=lambda r: r or "— none —")
-    state.bind_choice(state.OBSERVED, radar, services.observed_for(run_id) if run_id else None)
+    state.bind_choice(state.OBSERVED, radar, nowcast.observed_for(run_id) if run_id else None)
     observed = st.selectbox("Observed radar", radar, key=state.OBSERVED) if radar else None
     state.bind(state.ANIMATE, False)
     animate = st.checkbox("Animate the loops", key=state.ANIMATE)
@@ -30,7 +29,7 @@ state.to_url([state.NOWCAST_RUN, state.OBSERVED, state.ANIMATE])
 frames = 1
 if animate:
     # Both loops cover the forecast's lead times, frame for frame.
-    frames = len(services.source_info(f"run:{run_id}").steps) if run_id else services.MAX_FRAMES
+    frames = len(fields.source_info(f"run:{run_id}").steps) if run_id else maps.MAX_FRAMES
 left, right = st.columns(2)
 with left:
     st.subheader("Observed")
@@ -38,31 +37,31 @@ with left:
         st.info("No radar sample data found (set METEOLENS_DATA).")
     else:
         try:
-            obs_step = services.observed_step(observed, run_id) if run_id else 0
-            data = services.map_view(
-                services.MapRequest(
+            obs_step = nowcast.observed_step(observed, run_id) if run_id else 0
+            data = maps.map_view(
+                maps.MapRequest(
                     observed, "precip_rate", step=obs_step, projection="Data grid", frames=frames, width=480
                 )
             )
             st.plotly_chart(map_figure(data, height=520), width="stretch", key="observed_loop")
         except Exception as err:
-            st.error(services.error_text(err))
+            st.error(store.error_text(err))
 with right:
     st.subheader("Forecast")
     if not run_id:
         st.info("No nowcast run in the store. Launch one on the Run page, or build the demo store.")
     else:
         try:
-            data = services.map_view(
-                services.MapRequest(f"run:{run_id}", "precip_rate", projection="Data grid", frames=frames, width=480)
+            data = maps.map_view(
+                maps.MapRequest(f"run:{run_id}", "precip_rate", projection="Data grid", frames=frames, width=480)
             )
             st.plotly_chart(map_figure(data, height=520), width="stretch", key="forecast_loop")
         except Exception as err:
-            st.error(services.error_text(err))
+            st.error(store.error_text(err))
 
 if run_id:
     st.subheader("Skill by lead time")
-    scores = services.scores_table(variable="precip_rate")
+    scores = verification.scores_table(variable="precip_rate")
     init = nowcasts.loc[nowcasts["run_id"] == run_id, "init_time"].iloc[0]
     same_case = scores[(scores["init_time"] == init) | (scores["run_id"] == run_id)]
     cols = st.columns(2)
@@ -74,7 +73,7 @@ if run_id:
             else:
                 st.plotly_chart(charts.skill_by_lead(part, metric, threshold_units="mm h⁻¹"), width="stretch")
     st.subheader("Quality assessment")
-    reports = services.quality_reports(run_id)
+    reports = nowcast.quality_reports(run_id)
     if reports.empty:
         st.info("No quality report for this run in the catalogue.")
     else:

@@ -6,12 +6,13 @@ from typing import Any
 
 import streamlit as st
 
-from app import services, state
+from app import state
+from app.services import jobs, store
 
 st.title("Run a forecast")
-forms = services.job_forms()
+forms = jobs.job_forms()
 if not forms:
-    missing = services.unavailable_job_modules()
+    missing = jobs.unavailable_job_modules()
     st.warning(
         "No job kinds are registered in this installation"
         + (": " + "; ".join(f"{m} ({why})" for m, why in missing.items()) if missing else ".")
@@ -26,7 +27,7 @@ else:
         for f in forms[kind]:
             label = f.name.replace("_", " ") + (" *" if f.required else "")
             if f.name == "device":
-                choices = services.device_choices()
+                choices = jobs.device_choices()
                 values[f.name] = st.selectbox(
                     label, choices, index=choices.index(f.default) if f.default in choices else 0
                 )
@@ -60,15 +61,15 @@ else:
             box.code("\n".join(log[-12:]))
 
         try:
-            spec = services.parse_form(kind, values)
+            spec = jobs.parse_form(kind, values)
         except Exception as err:
             # refused before anything ran: say what to correct, not that a job failed
-            st.error(f"The {kind} job was not started: {services.error_text(err)}")
+            st.error(f"The {kind} job was not started: {store.error_text(err)}")
             spec = None
         try:
-            result = services.submit_job(spec, progress) if spec is not None else None
+            result = jobs.submit_job(spec, progress) if spec is not None else None
         except Exception as err:
-            st.error(f"The {kind} job failed: {services.error_text(err)}")
+            st.error(f"The {kind} job failed: {store.error_text(err)}")
             result = None
         if result is not None:
             st.success(f"Run {result.run_id} succeeded in {result.compute_seconds:.1f} s.")
@@ -81,7 +82,7 @@ else:
         st.session_state[state.LAST_JOB_LOG] = log
 
 st.subheader("Runs")
-runs = services.runs_table()
+runs = store.runs_table()
 if runs.empty:
     st.info("No runs yet.")
 else:

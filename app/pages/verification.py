@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import services, state
+from app import state
 from app.components import charts
+from app.services import verification
 
 #: Metrics where a lower value is better (errors); the others (CSI, FSS, ACC...) are better higher.
 LOWER_IS_BETTER = {"rmse", "mae", "mse", "bias_abs", "crps", "brier", "far"}
 
 st.title("Verification")
-available = services.score_catalogue()
+available = verification.score_catalogue()
 if available.empty:
     st.info("The catalogue holds no scores yet. `meteolens demo build` computes scores for the demo runs.")
     st.stop()
@@ -29,7 +30,7 @@ with st.sidebar:
     metric = st.selectbox("Metric", metrics, key=state.SCORE_METRIC)
 state.to_url([state.SCORE_KIND, state.SCORE_VAR, state.SCORE_METRIC])
 
-scores = services.scores_table(metric=metric)
+scores = verification.scores_table(metric=metric)
 scores = scores[scores["kind"] == kind]
 models = sorted(scores["model"].dropna().unique())
 with st.sidebar:
@@ -40,7 +41,7 @@ state.to_url([state.BASELINE])
 
 lower = metric.lower() in LOWER_IS_BETTER
 st.subheader("Scorecard")
-card = services.scorecard(scores, baseline, lower) if baseline else None
+card = verification.scorecard(scores, baseline, lower) if baseline else None
 if baseline is None or card is None or card.empty:
     st.info("No scores to compare for this selection.")
 else:
@@ -50,14 +51,14 @@ st.plotly_chart(
     charts.skill_by_lead(
         scores[scores["variable"] == variable],
         metric,
-        units=services.metric_units(metric, variable),
-        threshold_units=services.units_of(variable),
+        units=verification.metric_units(metric, variable),
+        threshold_units=verification.units_of(variable),
     ),
     width="stretch",
 )
 st.download_button("Scores (CSV)", scores.to_csv(index=False), file_name=f"scores_{kind}_{metric}.csv", mime="text/csv")
 
-spread = services.spread_skill_table(kind, variable)
+spread = verification.spread_skill_table(kind, variable)
 if not spread.empty:
     st.subheader("Ensemble spread and skill")
-    st.plotly_chart(charts.spread_skill(spread, services.metric_units("rmse", variable)), width="stretch")
+    st.plotly_chart(charts.spread_skill(spread, verification.metric_units("rmse", variable)), width="stretch")

@@ -13,7 +13,6 @@ The store is built once per session through the storage and job APIs from real s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +124,8 @@ def app_env(app_store: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
     monkeypatch.setenv("METEOLENS_STORE", str(app_store.store_root))
     monkeypatch.setenv("METEOLENS_DATA", str(app_store.data_root))
-    monkeypatch.delenv("METEOLENS_APP_BUILD_DEMO", raising=False)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield app_store
     st.cache_data.clear()
     st.cache_resource.clear()
-    os.environ.pop("METEOLENS_APP_BUILD_DEMO", None)

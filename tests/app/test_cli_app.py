@@ -9,6 +9,8 @@ import pytest
 
 from app.cli import main
 from app.cli.app import APP_FILE, streamlit_command
+from app.settings import AppSettings, parse_app_arguments
+from engine.config import Settings
 
 PLAN = """
 [[stations]]
@@ -102,9 +104,13 @@ def test_the_shipped_demo_plan_parses():
 
 
 def test_app_command_runs_streamlit_on_the_app(tmp_path):
-    cmd = streamlit_command(tmp_path, 8599, "127.0.0.1")
+    app = AppSettings(Settings(data_root=tmp_path / "data", store_root=tmp_path / "store"), build_demo=True)
+    cmd = streamlit_command(app, 8599, "127.0.0.1")
     assert cmd[:5] == [sys.executable, "-m", "app.cli.app", "run", str(APP_FILE)]
     assert cmd[cmd.index("--server.port") + 1] == "8599"
+    # The settings travel as the script's arguments after "--", and parse back to the same.
+    script_args = cmd[cmd.index("--") + 1 :]
+    assert parse_app_arguments(script_args) == app
 
 
 @pytest.mark.parametrize("argv", [["app", "--help"], ["demo", "build", "--help"]])

@@ -107,7 +107,7 @@ def test_wind_rose_sectors_are_centred_on_north():
 
 
 def test_scorecard_skill_signs():
-    from app.services import scorecard
+    from app.services.verification import scorecard
 
     df = pd.DataFrame(
         {

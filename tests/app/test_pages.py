@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,10 +187,12 @@ def test_first_start_builds_the_demo_store_in_the_page(tmp_path, monkeypatch, ap
     plan.write_text(
         '[[stations]]\ndataset = "foehn-ellboegen"\nstation_id = "ellboegen"\nstart = "2016-04-01"\nend = "2016-04-02"\n'
     )
-    monkeypatch.setenv("METEOLENS_STORE", str(tmp_path / "fresh"))
-    monkeypatch.setenv("METEOLENS_DATA", str(app_store.data_root))
-    monkeypatch.setenv("METEOLENS_APP_BUILD_DEMO", "1")
-    monkeypatch.setenv("METEOLENS_DEMO_PLAN", str(plan))
+    # What `streamlit run app/streamlit_app.py -- ...` gives the script (see app.settings).
+    args = ["--store", str(tmp_path / "fresh"), "--data", str(app_store.data_root), "--build-demo"]
+    monkeypatch.setattr(sys, "argv", [APP, *args, "--demo-plan", str(plan)])
+    # The environment points elsewhere: only the arguments lead to the store and the data.
+    monkeypatch.setenv("METEOLENS_STORE", str(tmp_path / "not-this-store"))
+    monkeypatch.setenv("METEOLENS_DATA", str(tmp_path / "no-data-here"))
     st.cache_data.clear()
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -197,6 +200,7 @@ def test_first_start_builds_the_demo_store_in_the_page(tmp_path, monkeypatch, ap
     assert not at.exception, [e.value for e in at.exception]
     assert at.success and at.success[0].value.startswith("Demo store ready: 1 built")
     assert [m.value for m in at.metric if m.label == "Stations"] == ["1"]
+    assert (tmp_path / "fresh" / "catalog.duckdb").is_file() and not (tmp_path / "not-this-store").exists()
     st.cache_data.clear()
     st.cache_resource.clear()
 

@@ -16,8 +16,8 @@ import xarray as xr
 from filelock import FileLock
 
 from engine.errors import StorageError, UnknownNameError
-from engine.storage import catalog as catalog_module
 from engine.storage.catalog import SCHEMA_VERSION, Catalog, Migration, UnknownRunError, migrate
+from engine.storage.catalog import schema as catalog_module
 from engine.storage.zarr_store import write_run_store
 
 
@@ -273,6 +273,84 @@ def test_point_forecasts(cat: Catalog) -> None:
     assert len(cat.point_forecasts("r", "s1")) == 6 and len(cat.point_forecasts("r")) == 9
     with pytest.raises(StorageError, match="valid_time != init_time \\+ lead_time in 3 rows"):
         cat.insert_point_forecasts(rows.iloc[:3].assign(valid_time=pd.Timestamp("2000-01-01")))
+
+
+def test_station_observation_summaries(cat: Catalog) -> None:
+    cat.upsert_stations(pd.DataFrame({"station_id": ["v", "c", "empty"], "lat": [47, 47, 46], "lon": [11, 11, 10]}))
+    times = pd.date_range("2016-04-01", periods=4, freq="h")
+    obs = pd.concat(
+        [
+            pd.DataFrame({"station_id": "v", "time": times, "variable": "wind_dir", "value": [180.0, 190, 200, 210]}),
+            pd.DataFrame({"station_id": "v", "time": times[1:], "variable": "wind_speed", "value": [3.0, 4, np.nan]}),
+            pd.DataFrame({"station_id": "v", "time": times[:2], "variable": "t2m", "value": [280.0, 281]}),
+            pd.DataFrame({"station_id": "c", "time": times[:1], "variable": "t2m", "value": [270.0]}),
+        ]
+    )
+    cat.insert_observations(obs)
+    assert cat.observed_variables("v") == ["t2m", "wind_dir", "wind_speed"]
+    assert cat.observed_variables("empty") == [] and cat.observed_variables("nowhere") == []
+    assert cat.observation_period("v") == (times[0], times[-1])
+    assert cat.observation_period("empty") is None
+    assert cat.observation_count("v") == 4 + 3 + 2 and cat.observation_count("empty") == 0
+
+    wind = cat.observation_table("v", times[1], times[3], variables=("wind_dir", "wind_speed"))
+    assert list(wind.columns) == ["wind_dir", "wind_speed"] and wind.index.name == "time"
+    assert wind.index.tolist() == list(times[1:])
+    assert wind["wind_dir"].tolist() == [190.0, 200.0, 210.0]
+    assert wind["wind_speed"].iloc[:2].tolist() == [3.0, 4.0] and np.isnan(wind["wind_speed"].iloc[2])
+    everything = cat.observation_table("v")
+    assert list(everything.columns) == ["t2m", "wind_dir", "wind_speed"] and len(everything) == 4
+    assert np.isnan(everything.loc[times[3], "t2m"])
+    # Aware bounds are UTC: 02:00+01:00 is 01:00 UTC.
+    assert cat.observation_table("v", end="2016-04-01T02:00+01:00").index.tolist() == list(times[:2])
+    assert cat.observation_table("empty").empty and cat.observation_table("v", variables=()).empty
+
+
+def test_station_forecasts_and_score_counts(cat: Catalog) -> None:
+    add_run(cat, "a", kind="global")
+    cat.register_run("b", "nowcast/model", "nowcast", None, "2017-01-01T00:00", {})
+    cat.upsert_stations(pd.DataFrame({"station_id": ["s1", "s2"], "lat": [47.0, 46.0], "lon": [11.0, 10.0]}))
+    lead = pd.to_timedelta([0, 6, 12], unit="h")
+    rows = pd.DataFrame(
+        {
+            "run_id": np.repeat(["b", "a"], 3),
+            "station_id": "s1",
+            "init_time": pd.Timestamp("2017-01-01"),
+            "lead_time": np.tile(lead, 2),
+            "variable": "t2m",
+            "value": np.arange(6.0),
+        }
+    )
+    other = rows.assign(station_id="s2", value=-1.0)
+    cat.insert_point_forecasts(pd.concat([rows, other, rows.assign(variable="msl")]))
+    got = cat.station_forecasts("s1", "t2m", "2017-01-01T06:00", pd.Timestamp("2017-01-01T12:00"))
+    assert list(got.columns) == ["run_id", "valid_time", "lead_time", "member", "value"]
+    assert got["run_id"].tolist() == ["a", "a", "b", "b"]
+    assert got["value"].tolist() == [4.0, 5.0, 1.0, 2.0]
+    assert got["lead_time"].tolist() == [pd.Timedelta("6h"), pd.Timedelta("12h")] * 2
+    assert cat.station_forecasts("s1", "t2m", "2018-01-01", "2018-01-02").empty
+
+    assert cat.score_counts().empty
+    cat.insert_scores(scores_frame().assign(run_id="a"))
+    cat.insert_scores(scores_frame().assign(run_id="b").iloc[:2])
+    counts = cat.score_counts()
+    assert counts.to_dict("list") == {
+        "kind": ["global", "global", "nowcast"],
+        "variable": ["precip_rate"] * 3,
+        "metric": ["csi", "fss", "csi"],
+        "n": [2, 2, 2],
+    }
+
+
+def test_a_failed_bulk_write_changes_nothing(cat: Catalog) -> None:
+    """The shared replace-rows write runs in the caller's transaction: a failing insert keeps the old rows."""
+    add_run(cat, "r")
+    cat.insert_scores(scores_frame(0.5))
+    # Same keys, so the old rows are deleted first; then a value that is no number fails the insert.
+    broken = scores_frame(0.9).assign(value=["0.9", "0.45", "0.7", "lots"])
+    with pytest.raises(duckdb.ConversionException, match="lots"):
+        cat.insert_scores(broken)
+    assert cat.scores("r", metric="csi")["value"].tolist() == [0.5, 0.25]
 
 
 def test_quality_reports(cat: Catalog) -> None:
