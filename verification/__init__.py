@@ -25,6 +25,11 @@ Stations (:mod:`verification.stations`)
     ``STANDARD_LAPSE_RATE``
 Radar quality (:mod:`verification.radar_quality`, imported on demand)
     ``assess_frame``, ``assess_sequence``, ``QualityConfig``, ``QualityReport``, ``ATTRIBUTES``
+Metric records (:mod:`verification.metrics.registry`, imported on demand)
+    ``MetricInfo``, ``METRIC_INFO``, ``metric_info``, ``orientation``, ``metric_units``,
+    ``metric_display_factor``, ``default_metrics``: one record per metric the pipeline computes
+Scorecards (:mod:`verification.scorecard`, imported on demand)
+    ``scorecard``, ``skill``, ``skill_definition``, ``score_levels``
 """
 
 from __future__ import annotations

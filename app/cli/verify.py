@@ -165,11 +165,10 @@ def format_scores(result: VerificationResult) -> str:
 def run(args: argparse.Namespace) -> int:
     """Execute ``meteolens verify``."""
     settings = Settings.from_env(store=args.store)
-    thresholds = _split(args.thresholds)
     # Validate everything typed before touching data, so a typo costs nothing.
     options = VerifyOptions(
         metrics=tuple(_split(args.metrics) or ()) or None,
-        thresholds=parse_thresholds(thresholds) if thresholds else None,
+        thresholds=parse_thresholds(args.thresholds, name="--thresholds") if args.thresholds else None,
         variable=args.variable,
         climatology=args.climatology,
         persistence=not args.no_persistence,

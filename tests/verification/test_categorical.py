@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -23,10 +25,21 @@ from verification import (
     scores_from_table,
 )
 
-pysteps_cat = pytest.importorskip("pysteps.verification.detcatscores")
-scores_cat = pytest.importorskip("scores.categorical")
-
 RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def pysteps_cat() -> Any:
+    """``pysteps.verification.detcatscores``, the reference implementation; only the tests comparing with it skip without it."""
+    return pytest.importorskip("pysteps.verification.detcatscores")
+
+
+@pytest.fixture(scope="module")
+def scores_cat() -> Any:
+    """``scores.categorical``, the reference implementation; only the tests comparing with it skip without it."""
+    return pytest.importorskip("scores.categorical")
+
+
 PYSTEPS_NAMES = {"pod": "POD", "far": "FAR", "csi": "CSI", "frequency_bias": "BIAS", "ets": "ETS", "hss": "HSS"}
 SCORES_METHODS = {
     "pod": "probability_of_detection",
@@ -53,7 +66,7 @@ def test_finley_tornado_example_wilks():
         assert float(s[name]) == pytest.approx(value, abs=0.5 * 10**-decimals), name
 
 
-def _check_against_pysteps(fcst: np.ndarray, obs: np.ndarray, thr: float, ours: xr.Dataset) -> None:
+def _check_against_pysteps(pysteps_cat: Any, fcst: np.ndarray, obs: np.ndarray, thr: float, ours: xr.Dataset) -> None:
     # pysteps uses value > thr; our event is value >= thr: identical when no value equals thr
     assert not np.isin(thr, fcst) and not np.isin(thr, obs)
     ref = pysteps_cat.det_cat_fct(fcst, obs, thr, scores=list(PYSTEPS_NAMES.values()))
@@ -61,25 +74,25 @@ def _check_against_pysteps(fcst: np.ndarray, obs: np.ndarray, thr: float, ours: 
         np.testing.assert_allclose(float(ours[name]), ref[ps_name], rtol=RTOL, err_msg=name)
 
 
-def test_scores_match_pysteps_random():
+def test_scores_match_pysteps_random(pysteps_cat: Any):
     fcst, obs = make_pair(seed=11, n_lead=4, ny=20, nx=20)
     for thr in (-0.5, 0.3, 1.2):
         _check_against_pysteps(
-            fcst.values, obs.values, thr, scores_from_table(contingency_table(fcst, obs, threshold=thr))
+            pysteps_cat, fcst.values, obs.values, thr, scores_from_table(contingency_table(fcst, obs, threshold=thr))
         )
 
 
-def test_scores_match_pysteps_on_real_radar(radar_pair):
+def test_scores_match_pysteps_on_real_radar(radar_pair, pysteps_cat: Any):
     fcst, obs = radar_pair
     valid = np.isfinite(fcst.values) & np.isfinite(obs.values)
     # pysteps counts NaN (outside the radar range) as non-events; we exclude them, so give pysteps
     # only the valid pixels
     for thr in (0.15, 1.05, 5.05):
         ours = scores_from_table(contingency_table(fcst, obs, threshold=thr))
-        _check_against_pysteps(fcst.values[valid], obs.values[valid], thr, ours)
+        _check_against_pysteps(pysteps_cat, fcst.values[valid], obs.values[valid], thr, ours)
 
 
-def test_scores_match_scores_package_with_preserved_dims():
+def test_scores_match_scores_package_with_preserved_dims(scores_cat: Any):
     fcst, obs = make_pair(seed=12, n_lead=3, ny=15, nx=15)
     thr = 0.4
     manager = scores_cat.BinaryContingencyManager(fcst >= thr, obs >= thr).transform(preserve_dims=["lead_time"])

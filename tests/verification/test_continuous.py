@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -14,17 +16,26 @@ from engine.errors import CoordError, DimensionError
 from verification import acc, bias, correlation, latitude_weights, mae, mse, rmse
 from verification._dims import resolve_dims, weighted_mean
 
-scores_cont = pytest.importorskip("scores.continuous")
-xs = pytest.importorskip("xskillscore")
-
 RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def scores_cont() -> Any:
+    """``scores.continuous``, the reference implementation; only the tests comparing with it skip without it."""
+    return pytest.importorskip("scores.continuous")
+
+
+@pytest.fixture(scope="module")
+def xs() -> Any:
+    """``xskillscore``, the reference implementation; only the tests comparing with it skip without it."""
+    return pytest.importorskip("xskillscore")
 
 
 # ---------------------------------------------------------------- oracles: scores / xskillscore
 
 
 @pytest.mark.parametrize("preserve", [None, "lead_time", ["y", "x"]])
-def test_rmse_mae_bias_match_scores(preserve):
+def test_rmse_mae_bias_match_scores(preserve, scores_cont: Any):
     fcst, obs = make_pair(seed=1)
     pairs = [
         (rmse, scores_cont.rmse),
@@ -38,7 +49,7 @@ def test_rmse_mae_bias_match_scores(preserve):
         )
 
 
-def test_weighted_rmse_matches_xskillscore_with_nan():
+def test_weighted_rmse_matches_xskillscore_with_nan(xs: Any):
     fcst, obs = make_pair(seed=2, nan_fraction=0.1)
     w = xr.DataArray(np.linspace(0.5, 2.0, fcst.sizes["y"]), dims=["y"])
     w3 = w.broadcast_like(fcst.isel(lead_time=0, drop=True))  # xskillscore wants weights on the reduced dims
@@ -52,7 +63,7 @@ def test_weighted_rmse_matches_xskillscore_with_nan():
     )
 
 
-def test_correlation_matches_xskillscore_and_scipy():
+def test_correlation_matches_xskillscore_and_scipy(xs: Any):
     from scipy.stats import pearsonr
 
     fcst, obs = make_pair(seed=3, nan_fraction=0.05)
@@ -64,7 +75,7 @@ def test_correlation_matches_xskillscore_and_scipy():
     np.testing.assert_allclose(float(correlation(fcst, obs)), pearsonr(f[ok], o[ok]).statistic, rtol=RTOL)
 
 
-def test_weighted_correlation_matches_xskillscore():
+def test_weighted_correlation_matches_xskillscore(xs: Any):
     fcst, obs = make_pair(seed=4)
     w = xr.DataArray(np.linspace(0.1, 1.0, fcst.sizes["x"]), dims=["x"])
     ours = correlation(fcst, obs, reduce_dims=["y", "x"], weights=w)
@@ -91,7 +102,7 @@ def test_acc_centred_and_uncentred_against_scipy():
     )
 
 
-def test_continuous_on_real_radar(radar_pair):
+def test_continuous_on_real_radar(radar_pair, scores_cont: Any, xs: Any):
     fcst, obs = radar_pair
     fcst, obs = fcst[200:400, 250:450], obs[200:400, 250:450]  # a small slice, keeps it fast
     for ours, ref in [(rmse, scores_cont.rmse), (mae, scores_cont.mae), (bias, scores_cont.additive_bias)]:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyproj
 import pytest
 import xarray as xr
+from verification_factories import make_rain
 
 from engine import datasets
 from engine.config import Settings
@@ -78,12 +80,45 @@ def write_nowcast(settings: Settings, run_id: str, fields: list[xr.DataArray], t
     Catalog(settings.catalog_path).register_run(run_id, "test-shift", "nowcast", "mch", INIT, {}, "succeeded", path)
 
 
-@pytest.fixture(scope="module")
-def radar(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A store with the nowcast runs, the observed frames and the four reference files."""
-    meta = datasets.get("mch-2015-05-15")
-    paths = meta.paths(data_root)[9:13]  # 16:30, 16:35, 16:40, 16:45
-    opened = [open_any(p, format=meta.format) for p in paths]
+def _synthetic_frames(folder: Path) -> list[Path]:
+    """Four tiny CF netCDF radar frames (16:30 to 16:45): rain cells moving 2 km east per 5 min."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rain = make_rain(ny=48, nx=64, seed=3, n_cells=7)
+    crs = pyproj.CRS("EPSG:3035").to_cf()
+    y = 2_600_000.0 + 1000.0 * np.arange(48)[::-1]
+    x = 4_100_000.0 + 1000.0 * np.arange(64)
+    paths = []
+    for k in range(4):
+        frame = np.roll(rain, 2 * k, axis=-1)[None].astype("float32")
+        ds = xr.Dataset(
+            {
+                "precip_rate": (("time", "y", "x"), frame, {"units": "mm h-1", "grid_mapping": "crs"}),
+                "crs": ((), np.int32(0), crs),
+            },
+            coords={"time": [(INIT + pd.Timedelta(minutes=5 * k)).to_datetime64()], "y": y, "x": x},
+        )
+        paths.append(folder / f"rain_{k}.nc")
+        ds.to_netcdf(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="module", params=["synthetic", "mch"])
+def radar(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A store with the nowcast runs, the observed frames and the four reference files.
+
+    ``synthetic``: tiny netCDF frames made here (always runs); ``mch``: four MeteoSwiss frames
+    of the sample data (skipped without it).
+    """
+    if request.param == "mch":
+        data_root = request.getfixturevalue("data_root")
+        meta = datasets.get("mch-2015-05-15")
+        paths, fmt = meta.paths(data_root)[9:13], meta.format  # 16:30, 16:35, 16:40, 16:45
+        crop, chunks = {"y": slice(100, 300), "x": slice(200, 400)}, {"y": 160, "x": 200}
+    else:
+        data_root = None
+        paths, fmt = _synthetic_frames(tmp_path_factory.mktemp("frames")), None
+        crop, chunks = {"y": slice(5, 30), "x": slice(10, 50)}, {"y": 12, "x": 20}
+    opened = [open_any(p, format=fmt) for p in paths]
     assert pd.Timestamp(opened[0]["time"].values[0]) == INIT
     obs = [ds["precip_rate"].isel(time=0, drop=True).drop_vars(["lat", "lon"]) for ds in opened]
     settings = Settings(data_root=data_root, store_root=tmp_path_factory.mktemp("verify-store"))
@@ -103,6 +138,8 @@ def radar(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         "fcst": [shifted(o, 3) for o in obs[1:]],
         "members": members,
         "template": opened[0],
+        "crop": crop,
+        "chunks": chunks,
     }
 
 
@@ -194,7 +231,9 @@ def test_dask_chunked_input_gives_the_same_scores(radar: dict) -> None:
     kw = {"metrics": ["csi", "far", "fss", "rmse", "bias", "crps"], "thresholds": (0.1, 5.0), "windows": (3, 9)}
     in_memory = score_fields(fcst, obs, **kw)
     chunked = score_fields(
-        fcst.chunk({"lead_time": 1, "member": 1, "y": 160}), obs.chunk({"lead_time": 1, "x": 200}), **kw
+        fcst.chunk({"lead_time": 1, "member": 1, "y": radar["chunks"]["y"]}),
+        obs.chunk({"lead_time": 1, "x": radar["chunks"]["x"]}),
+        **kw,
     )
     assert fcst.chunk({"lead_time": 1}).chunks is not None
     pd.testing.assert_frame_equal(in_memory, chunked, check_exact=True)
@@ -252,9 +291,10 @@ def test_repeated_frame_times_keep_the_first_file(radar: dict, tmp_path: Path) -
 
 def test_mismatched_grid_is_refused(radar: dict) -> None:
     settings = radar["settings"]
-    cropped = [f.isel(y=slice(100, 300), x=slice(200, 400)) for f in radar["fcst"]]
-    write_nowcast(settings, "cropped", cropped, radar["template"].isel(y=slice(100, 300), x=slice(200, 400)))
-    with pytest.raises(CoordError, match=r"grid \{'y': 640, 'x': 710\} differs from run cropped's"):
+    cropped = [f.isel(radar["crop"]) for f in radar["fcst"]]
+    write_nowcast(settings, "cropped", cropped, radar["template"].isel(radar["crop"]))
+    ny, nx = radar["obs"][0].sizes["y"], radar["obs"][0].sizes["x"]  # 640 x 710 for the MeteoSwiss frames
+    with pytest.raises(CoordError, match=rf"grid \{{'y': {ny}, 'x': {nx}\}} differs from run cropped's"):
         verify_run(radar["catalog"], "cropped", radar["files"], data_root=None, write=False)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -13,10 +15,19 @@ from verification_factories import make_rain
 from engine.errors import DimensionError
 from verification import displacement, fss, power_spectrum, sal
 
-ps_spatial = pytest.importorskip("pysteps.verification.spatialscores")
-ps_spectral = pytest.importorskip("pysteps.utils.spectral")
-
 RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def ps_spatial() -> Any:
+    """``pysteps.verification.spatialscores``, the reference implementation; only the tests comparing with it skip without it."""
+    return pytest.importorskip("pysteps.verification.spatialscores")
+
+
+@pytest.fixture(scope="module")
+def ps_spectral() -> Any:
+    """``pysteps.utils.spectral``, the reference implementation; only the tests comparing with it skip without it."""
+    return pytest.importorskip("pysteps.utils.spectral")
 
 
 def _da(a: np.ndarray) -> xr.DataArray:
@@ -33,14 +44,14 @@ def _crop(radar_pair):
 
 @pytest.mark.parametrize("window", [1, 2, 5, 16])
 @pytest.mark.parametrize("thr", [0.1, 1.0, 5.0])
-def test_fss_matches_pysteps_on_real_radar(radar_pair, thr, window):
+def test_fss_matches_pysteps_on_real_radar(radar_pair, thr, window, ps_spatial: Any):
     f, o = _crop(radar_pair)  # NaN outside the radar range: non-events in both
     ours = float(fss(f, o, threshold=thr, window=window))
     ref = ps_spatial.fss(f.values, o.values, thr, window)
     np.testing.assert_allclose(ours, ref, rtol=RTOL)
 
 
-def test_fss_pools_batch_dims_like_pysteps_accum():
+def test_fss_pools_batch_dims_like_pysteps_accum(ps_spatial: Any):
     fields_f = [make_rain(seed=s, ny=40, nx=50) for s in range(3)]
     fields_o = [make_rain(seed=s + 10, ny=40, nx=50) for s in range(3)]
     obj = ps_spatial.fss_init(1.0, 7)
@@ -74,7 +85,7 @@ def _fss_by_filter(f: np.ndarray, o: np.ndarray, thr: float, n: int, w: np.ndarr
     return 1.0 - np.sum(w * (p_f - p_o) ** 2) / np.sum(w * (p_f**2 + p_o**2))
 
 
-def test_fss_windows_beyond_the_domain_match_pysteps():
+def test_fss_windows_beyond_the_domain_match_pysteps(ps_spatial: Any):
     # the summed-area table caps its padding at the grid size; windows wider than the grid
     # (even and odd) must still equal the zero-padded moving average
     f, o = make_rain(seed=5, ny=23, nx=31), make_rain(seed=6, ny=23, nx=31)
@@ -82,7 +93,7 @@ def test_fss_windows_beyond_the_domain_match_pysteps():
         np.testing.assert_allclose(float(fss(_da(f), _da(o), threshold=1.0, window=n)), ps_spatial.fss(f, o, 1.0, n))
 
 
-def test_fss_members_against_one_observation_and_weights():
+def test_fss_members_against_one_observation_and_weights(ps_spatial: Any):
     # a forecast with members pairs every member with the same observation (xarray
     # broadcasting), pooled over members and grid; weights weight both sums
     members = np.stack([make_rain(seed=s, ny=40, nx=50) for s in range(3)])
@@ -183,7 +194,7 @@ def test_sal_batch_dims_and_ranges():
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (31, 40), (45, 33)])
-def test_power_spectrum_matches_pysteps_rapsd(shape):
+def test_power_spectrum_matches_pysteps_rapsd(shape, ps_spectral: Any):
     rng = np.random.default_rng(sum(shape))
     field = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
     spec = power_spectrum(_da(field), spacing=2.0)
@@ -196,7 +207,7 @@ def test_power_spectrum_matches_pysteps_rapsd(shape):
     np.testing.assert_allclose(norm.values, ps_spectral.rapsd(field, fft_method=np.fft, normalize=True), rtol=RTOL)
 
 
-def test_power_spectrum_real_radar_and_blurring(radar_pair):
+def test_power_spectrum_real_radar_and_blurring(radar_pair, ps_spectral: Any):
     f, _ = radar_pair
     f = f.fillna(0.0)
     spec = power_spectrum(f, spacing=1.0)

@@ -16,6 +16,9 @@ probabilistic
     ``crps_ensemble``, ``rank_histogram``, ``spread_skill``, ``brier_score``, ``reliability``
 weighting
     ``latitude_weights``
+records (:mod:`verification.metrics.registry`, imported on demand)
+    ``MetricInfo``, ``METRIC_INFO``, ``metric_info``, ``orientation``, ``metric_units``,
+    ``metric_display_factor``, ``default_metrics``, ``station_metrics``
 """
 
 from __future__ import annotations
