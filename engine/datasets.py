@@ -6,7 +6,7 @@ lists every file with its size and SHA-256 so that :func:`fetch` can download ex
 files and prove it did.
 
 Public API: ``SampleDataset``, ``Source``, ``load_catalogue``, ``get``, ``resolve_inputs``,
-``open_dataset``, ``fetch``, ``build_manifest``, ``file_sha256``.
+``open_dataset``, ``require_root``, ``fetch``, ``build_manifest``, ``file_sha256``.
 """
 
 from __future__ import annotations
@@ -154,7 +154,8 @@ def _manifest() -> list[ManifestEntry]:
         raise StorageError(f"{MANIFEST_FILE}: cannot read the sample-data manifest: {err}") from err
 
 
-def _require_root(data_root: Path | None) -> Path:
+def require_root(data_root: Path | None) -> Path:
+    """``data_root`` when it is a folder; a :class:`ReaderError` saying how to get the sample data otherwise."""
     if data_root is None or not data_root.is_dir():
         raise ReaderError(
             data_root or Path("../shared/data"),
@@ -169,7 +170,8 @@ def resolve_inputs(spec: str | Sequence[str], data_root: Path | None) -> list[Pa
     Parameters
     ----------
     spec : str or sequence of str
-        Files, glob patterns, directories, or one sample dataset name.
+        Files, glob patterns, directories, or sample dataset names (see
+        :func:`engine.sources.resolve_source`, which this is the file list of).
     data_root : Path or None
         The sample data folder, for dataset names.
 
@@ -178,28 +180,10 @@ def resolve_inputs(spec: str | Sequence[str], data_root: Path | None) -> list[Pa
     ReaderError
         If nothing matches (the message names what was given).
     """
-    items = [spec] if isinstance(spec, str) else list(spec)
-    paths: list[Path] = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_file():
-            paths.append(p)
-        elif p.is_dir():
-            paths.extend(sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")))
-        elif any(ch in item for ch in "*?["):
-            matched = sorted(Path(q) for q in glob.glob(str(p)) if Path(q).is_file())
-            if not matched:
-                raise ReaderError(p, "glob matches no files")
-            paths.extend(matched)
-        elif item.lower() in load_catalogue():
-            ds_paths = get(item).paths(_require_root(data_root))
-            if not ds_paths:
-                raise ReaderError(_require_root(data_root) / get(item).files[0], f"dataset {item!r} has no files here; run `meteolens data fetch {item}`")
-            paths.extend(ds_paths)
-        else:
-            raise ReaderError(p, f"no such file, directory or dataset name (datasets: {', '.join(sorted(load_catalogue()))})")
-    # Keep order, drop duplicates (a glob and a file naming the same path).
-    return list(dict.fromkeys(paths))
+    from engine.sources import resolve
+
+    # Sources are resolved in one place (engine.sources); no catalogue: run ids are not files.
+    return list(resolve(spec, data_root, lambda run_id: None).paths)
 
 
 def open_dataset(name: str, data_root: Path | None, *, variables: Sequence[str] | None = None) -> xr.Dataset:
@@ -207,9 +191,9 @@ def open_dataset(name: str, data_root: Path | None, *, variables: Sequence[str] 
     from engine.readers import open_any, open_many
 
     ds_meta = get(name)
-    paths = ds_meta.paths(_require_root(data_root))
+    paths = ds_meta.paths(require_root(data_root))
     if not paths:
-        raise ReaderError(_require_root(data_root) / ds_meta.files[0], f"dataset {name!r} has no files here; run `meteolens data fetch {name}`")
+        raise ReaderError(require_root(data_root) / ds_meta.files[0], f"dataset {name!r} has no files here; run `meteolens data fetch {name}`")
     if len(paths) == 1:
         return open_any(paths[0], format=ds_meta.format, variables=variables)
     if ds_meta.combine == "time":

@@ -17,10 +17,9 @@ from typing import ClassVar
 
 import xarray as xr
 
-from engine import datasets
 from engine.config import Settings
 from engine.device import resolve_device
-from engine.errors import JobError, ReaderError
+from engine.errors import JobError
 from engine.jobs.runner import JobOutput, ProgressCallback, job_kinds
 from engine.jobs.specs import JobSpec
 from engine.models.regional.downscale import (
@@ -30,8 +29,7 @@ from engine.models.regional.downscale import (
     downscale_dataset,
     parse_steering_wind,
 )
-from engine.readers import open_any
-from engine.storage.zarr_store import open_run_store
+from engine.sources import resolve
 
 
 @dataclass(frozen=True)
@@ -112,21 +110,16 @@ class DownscaleSpec(JobSpec):
 
 
 def open_source(source: str, data_root: Path | None, *, what: str = "--input") -> xr.Dataset:
-    """Open a run store (``.zarr`` folder), a file, or a sample dataset name.
+    """Open a run store (``.zarr`` folder), a file, files or a sample dataset name.
+
+    Resolved by :func:`engine.sources.resolve` (run ids are turned into store paths by the CLI).
 
     Raises
     ------
     ReaderError
-        If ``source`` is none of those.
+        If ``source`` is none of those (the message lists the datasets).
     """
-    p = Path(source).expanduser()
-    if p.is_dir() and (p.suffix == ".zarr" or (p / "zarr.json").exists() or (p / ".zmetadata").exists()):
-        return open_run_store(p)
-    if p.is_file():
-        return open_any(p)
-    if source.lower() in datasets.load_catalogue():
-        return datasets.open_dataset(source, data_root)
-    raise ReaderError(p, f"{what}: no such run store, file or dataset name")
+    return resolve(source, data_root, lambda run_id: None, what=what).open()
 
 
 @job_kinds.register("downscale")

@@ -153,9 +153,9 @@ def read_analysis(paths: Sequence[str | Path]) -> xr.Dataset:
     VariableNotFoundError
         Naming the file when ``z500`` is missing.
     """
-    from engine.readers import open_any, open_many
+    from engine.sources import resolve
 
-    ds = open_any(paths[0]) if len(paths) == 1 else open_many(list(paths))
+    ds = resolve([str(p) for p in paths], None, lambda run_id: None, what="--init").open()
     if "z500" not in ds.data_vars:
         raise VariableNotFoundError(
             paths[0], f"no variable z500 (500 hPa geopotential) to start a global forecast from; has {', '.join(map(str, ds.data_vars)) or 'none'}"

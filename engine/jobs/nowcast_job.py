@@ -137,38 +137,64 @@ def _files_at(paths: Sequence[str | Path], when: np.datetime64) -> str:
     return ", ".join(names) or "?"
 
 
+#: Frames :func:`select_frames` decoded and kept, by path, with the file's (size, mtime) when
+#: read: :func:`load_frames` takes them from here instead of decoding the files a second time.
+#: Refilled by each selection and emptied by the load that follows it; a job run in another
+#: process (a distributed executor) finds it empty and reads its files once there.
+_SELECTED: dict[Path, tuple[tuple[int, int], xr.Dataset]] = {}
+_FRAME_VARIABLES = ["precip_rate"]
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 def select_frames(
     paths: Sequence[str | Path], *, init: np.datetime64 | str | None = None, last: int | None = None
 ) -> list[Path]:
     """The input files of a nowcast started at ``init``, oldest first.
 
-    Reads each file's frame time (one frame in memory at a time, so a long MRMS sequence stays
-    cheap in memory), sorts the files by it, drops those after ``init`` and keeps the ``last``
-    ones. This is what lets a user start a nowcast inside a sample event
+    Reads each file's frame time, sorts the files by it, drops those after ``init`` and keeps
+    the ``last`` ones. This is what lets a user start a nowcast inside a sample event
     (``--input mch-2015-05-15 --init 2015-05-15T16:30``) and verify it against the later frames.
+    Each file is decoded once: the frames kept are handed to the :func:`load_frames` that
+    follows in this process (see ``_SELECTED``); at most the frames kept (and, with ``last``,
+    one more) are held in memory at a time, so a long MRMS sequence stays cheap.
 
     Raises
     ------
     JobError
         ``init`` is not a time, or no frame is at or before it.
     """
-    from engine.readers import open_any
+    from engine.sources import resolve
 
-    by_time = sorted(
-        (open_any(p, variables=["precip_rate"])["time"].values.max(), Path(str(p))) for p in paths
-    )
+    t0: np.datetime64 | None = None
     if init is not None:
         try:
             t0 = np.datetime64(str(init), "ns")
         except ValueError as err:
             raise JobError(f"--init {init!r}: not a time (expected e.g. 2015-05-15T16:30)") from err
-        first = _fmt_time(by_time[0][0]) if by_time else "?"
-        by_time = [(t, p) for t, p in by_time if t <= t0]
-        if not by_time:
-            raise JobError(f"--init {init}: no input frame at or before it (the first is at {first})")
-    if last is not None:
-        by_time = by_time[-last:]
-    return [p for _, p in by_time]
+    _SELECTED.clear()
+    first: np.datetime64 | None = None
+    kept: list[tuple[np.datetime64, Path, tuple[int, int], xr.Dataset]] = []
+    for path in resolve([str(p) for p in paths], None, lambda run_id: None).paths:
+        key = _stat_key(path)
+        frame = resolve(str(path), None, lambda run_id: None).open(variables=_FRAME_VARIABLES)
+        t = frame["time"].values.max()
+        first = t if first is None or t < first else first
+        if t0 is not None and t > t0:
+            continue  # after the start time: dropped at once
+        kept.append((t, path, key, frame))
+        if last is not None and len(kept) > last:
+            kept.sort(key=lambda item: (item[0], item[1]))
+            del kept[0]  # the oldest frame kept is one too many
+    if t0 is not None and not kept:
+        raise JobError(f"--init {init}: no input frame at or before it (the first is at {_fmt_time(first) if first is not None else '?'})")
+    kept.sort(key=lambda item: (item[0], item[1]))
+    for _, path, key, frame in kept:
+        _SELECTED[path] = (key, frame)
+    return [path for _, path, _, _ in kept]
 
 
 def _check_time_steps(paths: Sequence[str | Path], times: np.ndarray) -> None:
@@ -219,9 +245,16 @@ def load_frames(paths: Sequence[str | Path], min_frames: int, method: str) -> xr
         Fewer frames than ``method`` needs; two frames at one time or an irregular time step
         (naming the times); a frame in which every pixel is missing (naming its time and file).
     """
-    from engine.readers import open_many
+    from engine.sources import resolve
 
-    ds = open_many(list(paths), variables=["precip_rate"])
+    source = resolve([str(p) for p in paths], None, lambda run_id: None)
+    # Frames select_frames already decoded (same file, unchanged) are not read again.
+    selected = {p: _SELECTED.pop(p) for p in source.paths if p in _SELECTED}
+    _SELECTED.clear()
+    opened = {p: frame for p, (key, frame) in selected.items() if _stat_key(p) == key}
+    ds = source.open(variables=_FRAME_VARIABLES, opened=opened)
+    if len(source.paths) == 1 and "time" in ds.dims:
+        ds = ds.sortby("time")  # as open_many sorts the frames of several files
     rate = ds["precip_rate"]
     if "time" not in rate.dims or rate.ndim != 3:
         raise ReaderError(Path(str(paths[0])), f"expected precip_rate on (time, y, x), got dims {rate.dims}")

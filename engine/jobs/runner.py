@@ -59,6 +59,7 @@ from engine.config import Settings
 from engine.errors import JobError, WxError
 from engine.jobs.specs import JobSpec
 from engine.registry import Registry
+from engine.sources import record_sources
 from engine.storage.catalog import Catalog
 from engine.storage.zarr_store import Block, write_run_store
 
@@ -342,7 +343,9 @@ class LocalExecutor:
             catalog.set_status(run_id, "running")
             report(0.0, f"{run_id}: started", force=True)
             # The job's own progress fills 0-95 %; writing the store is the last stretch.
-            output = job(spec, report.scaled(0.0, 0.95))
+            with record_sources() as read:  # the sources the job opens, for provenance
+                output = job(spec, report.scaled(0.0, 0.95))
+            sources = [source.provenance() for source in read]
             if not isinstance(output, JobOutput):
                 raise JobError(f"job kind {spec.kind!r} returned {type(output).__name__}, expected JobOutput")
             catalog.annotate_run(
@@ -351,6 +354,7 @@ class LocalExecutor:
                 domain=output.domain,
                 init_time=_maybe_time(output.init_time),
                 device=output.device,
+                sources=sources or None,
             )
             # A streamed job reports its own progress while its blocks are written: the bar stays
             # where the job left it (fractions never go back) instead of jumping to 95 %.
@@ -370,6 +374,7 @@ class LocalExecutor:
                     "model": output.model,
                     "model_version": output.model_version,
                     "parameters": spec.to_params(),
+                    "sources": sources,
                     "init_time": output.init_time,
                     "inputs": list(output.inputs),
                     "device": output.device,

@@ -1,11 +1,11 @@
 """Readers for every supported format; importing this package registers them all.
 
-Public API: ``open_any``, ``open_many``, ``detect``, ``readers``.
+Public API: ``open_any``, ``open_many``, ``concat_opened``, ``detect``, ``readers``.
 """
 
-from engine.readers.base import detect, open_any, open_many, readers
+from engine.readers.base import concat_opened, detect, open_any, open_many, readers
 
-__all__ = ["detect", "open_any", "open_many", "readers"]
+__all__ = ["concat_opened", "detect", "open_any", "open_many", "readers"]
 
 # Radar readers (register themselves on import). They come before the generic GRIB/netCDF readers
 # because detection takes the first reader that claims a file, and these recognise specific

@@ -172,7 +172,17 @@ def open_many(
     """
     if not paths:
         raise ReaderError(Path("."), "no input files given")
-    parts = [open_any(p, format=format, variables=variables) for p in paths]
+    return concat_opened([open_any(p, format=format, variables=variables) for p in paths], paths, dim=dim)
+
+
+def concat_opened(parts: Sequence[xr.Dataset], paths: Sequence[str | Path], *, dim: str = "time") -> xr.Dataset:
+    """Concatenate datasets already opened from ``paths`` as :func:`open_many` does (sorted by ``dim``).
+
+    Raises
+    ------
+    ReaderError
+        If the datasets disagree on their grid.
+    """
     try:
         ds = xr.concat(parts, dim=dim, join="exact", combine_attrs="drop_conflicts", data_vars="minimal", coords="minimal", compat="override")
     except ValueError as err:

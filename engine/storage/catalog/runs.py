@@ -294,10 +294,13 @@ class RunsTable(CatalogBase):
         domain: str | None = None,
         init_time: Any = None,
         device: str | None = None,
+        sources: Sequence[Mapping[str, Any]] | None = None,
     ) -> RunRecord:
         """Fill in run metadata known only once the job ran (model version, domain, init time, device).
 
-        Arguments left as ``None`` keep their value.
+        ``sources`` (the :meth:`engine.sources.Source.provenance` records of what the job read)
+        is stored in the run's parameters under ``"sources"``. Arguments left as ``None`` keep
+        their value.
 
         Raises
         ------
@@ -312,6 +315,13 @@ class RunsTable(CatalogBase):
                 " init_time = coalesce(?, init_time), device = coalesce(?, device) WHERE run_id = ?",
                 [model, domain, utc_naive(init_time, "init_time"), device, run_id],
             )
+            if sources is not None:
+                params = self._fetch_run(con, run_id).parameters
+                try:
+                    text = json.dumps(jsonable({**params, "sources": list(sources)}), allow_nan=False)
+                except (TypeError, ValueError) as err:
+                    raise StorageError(f"sources of run {run_id}: {err}") from err
+                con.execute("UPDATE runs SET parameters = ? WHERE run_id = ?", [text, run_id])
             return self._fetch_run(con, run_id)
 
     def fail_abandoned_runs(self) -> list[str]:
