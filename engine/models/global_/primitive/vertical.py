@@ -32,7 +32,7 @@ the pressure ``ln p_k = ln p_{k+1/2} - alpha_k`` (:func:`sb81_log_pressure`); fu
 Public API: ``R_DRY``, ``CP_DRY``, ``KAPPA``, ``P0``, ``GRAVITY``, ``EARTH_RADIUS``,
 ``EARTH_OMEGA``, ``SigmaLevels``, ``sb81_alpha``, ``sb81_log_ratio``, ``sb81_log_pressure``,
 ``hydrostatic_matrix``, ``geopotential``, ``geopotential_half``, ``pressure_full``,
-``pressure_half``.
+``pressure_half``, ``interp_log_pressure``, ``STANDARD_LAPSE_RATE``, ``standard_atmosphere``.
 
 References
 ----------
@@ -63,6 +63,13 @@ CP_DRY = 1004.64
 KAPPA = R_DRY / CP_DRY
 #: Reference pressure (Pa) of potential temperature.
 P0 = 1.0e5
+#: Tropospheric lapse rate of the ICAO / US (1976) standard atmosphere (K m-1), the one ECMWF uses
+#: to extrapolate below the ground and to reduce pressure to sea level (Trenberth et al. 1993).
+STANDARD_LAPSE_RATE = 0.0065
+
+# US Standard Atmosphere (1976) layers up to 51 km: base geopotential height (m), lapse rate (K m-1).
+_ISA_LAYERS = ((0.0, 0.0065), (11000.0, 0.0), (20000.0, -0.001), (32000.0, -0.0028), (47000.0, 0.0))
+_ISA_T0, _ISA_P0 = 288.15, 101325.0
 
 __all__ = [
     "CP_DRY",
@@ -72,15 +79,18 @@ __all__ = [
     "KAPPA",
     "P0",
     "R_DRY",
+    "STANDARD_LAPSE_RATE",
     "SigmaLevels",
     "geopotential",
     "geopotential_half",
     "hydrostatic_matrix",
+    "interp_log_pressure",
     "pressure_full",
     "pressure_half",
     "sb81_alpha",
     "sb81_log_pressure",
     "sb81_log_ratio",
+    "standard_atmosphere",
 ]
 
 # Jablonowski & Williamson (2006), appendix B, table: the 26-level eta = A + B half levels of
@@ -338,3 +348,79 @@ def pressure_full(ps: torch.Tensor, levels: SigmaLevels) -> torch.Tensor:
 def pressure_half(ps: torch.Tensor, levels: SigmaLevels) -> torch.Tensor:
     """Half-level pressure ``sigma_{k+1/2} ps`` (Pa), ``(..., nlev + 1, lat, lon)``."""
     return levels.tensor("half", dtype=ps.dtype, device=ps.device)[:, None, None] * ps.unsqueeze(-3)
+
+
+# ---------------------------------------------------------------------- vertical interpolation
+def interp_log_pressure(values: torch.Tensor, x_src: torch.Tensor, x_tgt: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation in the vertical, held constant beyond the end levels.
+
+    Parameters
+    ----------
+    values : Tensor, (..., n, lat, lon)
+        Values on ``n`` source levels (levels on dim -3).
+    x_src : Tensor, (n,)
+        The source coordinate (e.g. ``ln p`` or ``ln sigma``), strictly increasing, the same for
+        every column.
+    x_tgt : Tensor, (..., k, lat, lon)
+        Target coordinate of each output point, in the units of ``x_src``; its leading dims
+        broadcast against those of ``values``.
+
+    Returns
+    -------
+    Tensor
+        ``(..., k, lat, lon)``. Outside ``[x_src[0], x_src[-1]]`` the end values are returned;
+        callers replace them by their extrapolation where they have one.
+    """
+    n = x_src.numel()
+    lead = torch.broadcast_shapes(values.shape[:-3], x_tgt.shape[:-3])
+    xt = torch.broadcast_to(x_tgt, lead + x_tgt.shape[-3:]).contiguous()
+    vals = torch.broadcast_to(values, lead + values.shape[-3:])
+    upper = torch.searchsorted(x_src.contiguous(), xt).clamp(1, n - 1)
+    x0, x1 = x_src[upper - 1], x_src[upper]
+    w = ((xt - x0) / (x1 - x0)).clamp(0.0, 1.0)
+    v0 = torch.gather(vals, -3, upper - 1)
+    v1 = torch.gather(vals, -3, upper)
+    return v0 + w * (v1 - v0)
+
+
+def standard_atmosphere(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temperature (K) and geopotential (m2 s-2) of the US (1976) standard atmosphere at pressure ``p`` (Pa).
+
+    The layers of the standard (288.15 K and 1013.25 hPa at the ground, 6.5 K km-1 to 11 km,
+    isothermal to 20 km, then warming by 1 and 2.8 K km-1, isothermal above 47 km), integrated
+    hydrostatically with this module's ``R_DRY`` and ``GRAVITY`` so that it is in exact discrete
+    balance with the core (the standard's own constants differ by 5e-5).
+
+    Parameters
+    ----------
+    p : Tensor
+        Pressure (Pa), any shape, ``0 < p``.
+
+    Returns
+    -------
+    (t, phi) : tuple of Tensor
+        The shape of ``p``.
+    """
+    bases = []  # (ln p_base, z_base, T_base, lapse)
+    t_b, lnp_b = _ISA_T0, math.log(_ISA_P0)
+    for i, (z_b, lapse) in enumerate(_ISA_LAYERS):
+        bases.append((lnp_b, z_b, t_b, lapse))
+        if i + 1 < len(_ISA_LAYERS):
+            dz = _ISA_LAYERS[i + 1][0] - z_b
+            t_top = t_b - lapse * dz
+            lnp_b += (GRAVITY / (R_DRY * lapse)) * math.log(t_top / t_b) if lapse else -GRAVITY * dz / (R_DRY * t_b)
+            t_b = t_top
+    lnp = torch.log(p)
+    t = torch.zeros_like(p)
+    z = torch.zeros_like(p)
+    # Each layer overwrites the points at or above its base: the last one that applies wins.
+    for i, (lnp0, z0, t0, lapse) in enumerate(bases):
+        here = lnp <= lnp0 if i else torch.ones_like(p, dtype=torch.bool)  # the lowest layer also below the ground
+        if lapse:
+            tl = t0 * torch.exp((R_DRY * lapse / GRAVITY) * (lnp - lnp0))
+            zl = z0 + (t0 - tl) / lapse
+        else:
+            tl = torch.full_like(p, t0)
+            zl = z0 + R_DRY * t0 / GRAVITY * (lnp0 - lnp)
+        t, z = torch.where(here, tl, t), torch.where(here, zl, z)
+    return t, GRAVITY * z
