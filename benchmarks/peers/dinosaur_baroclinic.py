@@ -84,6 +84,44 @@ def _lows(ps_hpa: np.ndarray, lat: np.ndarray, lon: np.ndarray, below: float = 1
     return sorted(rows, key=lambda r: r["ps_hpa"])
 
 
+def compare(ours: xr.DataArray, peer: xr.DataArray) -> dict[int, dict[str, float]]:
+    r"""Surface-pressure difference of two runs on the same regular grid, per saved day.
+
+    The area-weighted l2 difference JW06 (section 5) uses to compare cores,
+
+    .. math:: l_2 = \left\{ \frac{\int (p_{s,1} - p_{s,2})^2 \, dA}{\int dA} \right\}^{1/2},
+
+    with ``cos(lat)`` weights on the regular grid, the largest absolute difference, and each
+    run's deepest northern-hemisphere low (hPa, lat, lon).
+
+    Parameters
+    ----------
+    ours, peer : xr.DataArray
+        Surface pressure (Pa), dims ``(day, lat, lon)`` on the same latitudes and longitudes
+        (the 1-degree grid this script writes).
+    """
+    ours = ours.transpose("day", "lat", "lon")
+    peer = peer.transpose("day", "lat", "lon")
+    if not (np.allclose(ours.lat, peer.lat) and np.allclose(ours.lon, peer.lon)):
+        raise SystemExit("compare: the two surface-pressure fields are not on the same lat/lon grid")
+    weights = np.cos(np.radians(peer.lat.values))[:, None] * np.ones(peer.lon.size)
+    out: dict[int, dict[str, float]] = {}
+    for day in sorted(set(ours.day.values.tolist()) & set(peer.day.values.tolist())):
+        a = ours.sel(day=day).values.astype(np.float64) / 100.0
+        b = peer.sel(day=day).values.astype(np.float64) / 100.0
+        low_a, low_b = (
+            _lows(a, peer.lat.values, peer.lon.values, below=np.inf)[0],
+            _lows(b, peer.lat.values, peer.lon.values, below=np.inf)[0],
+        )
+        out[int(day)] = {
+            "l2_hpa": float(np.sqrt(np.sum(weights * (a - b) ** 2) / np.sum(weights))),
+            "max_abs_hpa": float(np.max(np.abs(a - b))),
+            **{f"ours_{k}": v for k, v in low_a.items()},
+            **{f"peer_{k}": v for k, v in low_b.items()},
+        }
+    return out
+
+
 def run(truncation: int, days: int, dt_minutes: float, save_days: tuple[int, ...]) -> xr.Dataset:
     """Integrate the JW06 wave in dinosaur for ``days`` days; ps at ``save_days`` on a 1-degree grid."""
     import jax
@@ -150,7 +188,11 @@ def run(truncation: int, days: int, dt_minutes: float, save_days: tuple[int, ...
     per_day = statistics.median(day_times[1:]) if days > 1 else float("nan")
     ds = xr.Dataset(
         {"sp": (("day", "lat", "lon"), np.stack([saved[d] for d in sorted(saved)]).astype(np.float32))},
-        coords={"day": ("day", np.array(sorted(saved)), {"units": "days since start"}), "lat": lat, "lon": lon},
+        coords={
+            "day": ("day", np.array(sorted(saved)), {"long_name": "simulated days since the initial state"}),
+            "lat": lat,
+            "lon": lon,
+        },
     )
     ds["sp"].attrs = {"units": "Pa", "long_name": "surface pressure"}
     ds["lat"].attrs, ds["lon"].attrs = {"units": "degrees_north"}, {"units": "degrees_east"}
@@ -184,7 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--float32", action="store_true", help="run in float32 (dinosaur's default) instead of float64")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where the netCDF files go (benchmarks/results)")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("OURS_NC", "PEER_NC"),
+        help="no run: compare the 'sp' (day, lat, lon) of two files written on this script's grid",
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        with (
+            xr.open_dataset(args.compare[0], decode_times=False) as ours,
+            xr.open_dataset(args.compare[1], decode_times=False) as peer,
+        ):
+            print(json.dumps(compare(ours["sp"], peer["sp"]), indent=1))
+        return 0
     if args.days < max(args.save_days) or min(args.save_days) < 1:
         parser.error(f"--save-days {args.save_days} must lie in 1..--days ({args.days})")
     try:
