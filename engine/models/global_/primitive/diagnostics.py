@@ -191,9 +191,11 @@ def pressure_level_fields(
 
     # geopotential above the ground: inside layer k, from its lower half level
     half = geopotential_half(t, phis, levels)
-    k = torch.searchsorted(ln_half, x.contiguous()).clamp(max=nlev - 1)
-    t_k = torch.gather(torch.broadcast_to(t, x.shape[:-3] + t.shape[-3:]), -3, k)
-    phi_base = torch.gather(torch.broadcast_to(half, x.shape[:-3] + half.shape[-3:]), -3, k + 1)
+    lead = torch.broadcast_shapes(t.shape[:-3], x.shape[:-3])
+    x = torch.broadcast_to(x, lead + x.shape[-3:]).contiguous()
+    k = torch.searchsorted(ln_half, x).clamp(max=nlev - 1)
+    t_k = torch.gather(torch.broadcast_to(t, lead + t.shape[-3:]), -3, k)
+    phi_base = torch.gather(torch.broadcast_to(half, lead + half.shape[-3:]), -3, k + 1)
     z = phi_base + R_DRY * t_k * (ln_half[k] - x)
     temp = interp_log_pressure(t, ln_full, x)
     t_low = t[..., -1:, :, :]
