@@ -291,8 +291,12 @@ def skill_by_lead(df: pd.DataFrame, metric: str, units: str = "", threshold_unit
     return fig
 
 
-def scorecard(card: pd.DataFrame, metric: str, baseline: str, lower_is_better: bool) -> go.Figure:
-    """Model × (variable, lead time) heatmap of skill relative to the baseline (green better, red worse)."""
+def scorecard(card: pd.DataFrame, metric: str, baseline: str, lower_is_better: bool, *, what: str | None = None) -> go.Figure:
+    """Model × (variable, lead time) heatmap of skill relative to the baseline (green better, red worse).
+
+    ``lower_is_better`` caps the colour scale at ±1 (skills of the form ``1 - score / baseline``
+    are at most 1); ``what`` is the skill's definition for the title.
+    """
     card = card.copy()
     card["column"] = card["variable"] + " T+" + card["lead_hours"].map(lead_label)
     order = card.sort_values(["variable", "lead_hours"])["column"].drop_duplicates().tolist()
@@ -305,7 +309,7 @@ def scorecard(card: pd.DataFrame, metric: str, baseline: str, lower_is_better: b
         # baseline's error, e.g. at lead 0 against a persistence that is the analysis itself)
         # would wash out the colours of every other cell, so the scale stops at ±1.
         lim = min(lim, 1.0)
-    what = "1 − score / baseline" if lower_is_better else "score − baseline"
+    what = what or ("1 − score / baseline" if lower_is_better else "score − baseline")
     fig = go.Figure(
         go.Heatmap(
             z=pivot.to_numpy(),

@@ -7,9 +7,8 @@ import streamlit as st
 from app import state
 from app.components import charts
 from app.services import verification
-
-#: Metrics where a lower value is better (errors); the others (CSI, FSS, ACC...) are better higher.
-LOWER_IS_BETTER = {"rmse", "mae", "mse", "bias_abs", "crps", "brier", "far"}
+from verification.metrics.registry import metric_info
+from verification.scorecard import score_levels, skill_definition
 
 st.title("Verification")
 available = verification.score_catalogue()
@@ -39,13 +38,26 @@ with st.sidebar:
     baseline = st.selectbox("Baseline", models, key=state.BASELINE) if models else None
 state.to_url([state.BASELINE])
 
-lower = metric.lower() in LOWER_IS_BETTER
+# One threshold and one window at a time: a CSI at 0.5 mm/h and one at 10 mm/h are different
+# scores, and averaging them (as the card once did) describes neither.
+info = metric_info(metric)
+levels = score_levels(scores[scores["variable"] == variable], metric)
+card_scores = scores[scores["region"].isna()] if "region" in scores else scores
+with st.sidebar:
+    for column, needed, label in (("threshold", info.needs_threshold, "Threshold"), ("scale", info.needs_window, "Window")):
+        choices = sorted(levels[column].dropna().unique().tolist()) if needed else []
+        if choices:
+            unit = verification.units_of(variable) if column == "threshold" else "px"
+            chosen = st.selectbox(label, choices, format_func=lambda v, u=unit: f"{v:g} {u}".strip(), key=f"verification_{column}")
+            card_scores = card_scores[card_scores[column] == chosen]
+lower = info.orientation in ("lower", "target")
 st.subheader("Scorecard")
-card = verification.scorecard(scores, baseline, lower) if baseline else None
+card = verification.scorecard(card_scores, baseline) if baseline else None
 if baseline is None or card is None or card.empty:
     st.info("No scores to compare for this selection.")
 else:
-    st.plotly_chart(charts.scorecard(card, metric, baseline, lower), width="stretch")
+    card = card[card["variable"] == variable] if "variable" in card else card
+    st.plotly_chart(charts.scorecard(card, metric, baseline, lower, what=skill_definition(metric)), width="stretch")
 st.subheader(f"{metric.upper()} of {variable} by lead time")
 st.plotly_chart(
     charts.skill_by_lead(

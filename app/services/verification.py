@@ -1,11 +1,12 @@
 """Verification: score tables, the scorecard, and the display units of metrics.
 
-The scorecard arithmetic, the rescaling of scores to display units and the metric units live
-together here until verification/ offers one record of metadata per metric (issue 11, item 3).
+Which metrics are in the variable's units, their orientation and the skill arithmetic come from
+the one record per metric in :mod:`verification.metrics.registry` and from
+:mod:`verification.scorecard`; this module only adds the display units forecasters read
+(geopotential in dam, pressure in hPa) and the catalogue queries.
 
 Public API: ``scores_table``, ``score_catalogue``, ``scorecard``, ``spread_skill_table``,
-``with_lead_hours``, ``metric_units``, ``units_of``, ``pretty_units``,
-``METRICS_IN_VARIABLE_UNITS``.
+``with_lead_hours``, ``metric_units``, ``units_of``, ``pretty_units``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import streamlit as st
 
 from app.components.scales import scale_for
 from app.services.store import catalog
+from verification.metrics import registry
+from verification.scorecard import scorecard as skill_card
 
 
 def with_lead_hours(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,10 +49,10 @@ def scores_table(run_ids: tuple[str, ...] = (), variable: str | None = None, met
     runs = catalog().list_runs()[["run_id", "model", "kind", "init_time"]]
     df = with_lead_hours(df.merge(runs, on="run_id", how="left"))
     # Errors and spreads in the units forecasters read (geopotential in dam, pressure in hPa);
-    # these are differences, so only the factor of the display conversion applies.
-    for variable in df["variable"].unique():
-        factor = _error_scale(variable)[0]
-        rows = (df["variable"] == variable) & df["metric"].str.lower().isin(METRICS_IN_VARIABLE_UNITS)
+    # these are differences, so only the factor of the display conversion applies (squared for
+    # the MSE): the metric's record says which power of the variable's units it carries.
+    for (variable, name), rows in df.groupby(["variable", "metric"]).groups.items():
+        factor = registry.metric_display_factor(str(name), _error_scale(str(variable))[0])
         df.loc[rows, "value"] = df.loc[rows, "value"] * factor
     return df
 
@@ -60,26 +63,21 @@ def score_catalogue() -> pd.DataFrame:
     return catalog().score_counts()
 
 
-def scorecard(df: pd.DataFrame, baseline: str, lower_is_better: bool) -> pd.DataFrame:
-    """Skill of each model relative to a baseline model, per variable and lead time.
+def scorecard(df: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Skill of each model relative to a baseline model, per variable, lead time, metric and threshold.
 
-    ``skill = 1 - score / score_baseline`` for errors (lower is better), ``score - baseline``
-    for scores where higher is better (CSI, ACC, FSS). Averaged over runs, thresholds and scales.
+    :func:`verification.scorecard.scorecard` over the models, with lead times in hours; the skill
+    follows each metric's orientation (``1 - score / baseline`` for errors, ``score - baseline``
+    where higher is better, distance to the target for biases). Pass the scores of one threshold
+    and window: the card keeps them apart rather than averaging CSI over thresholds.
 
     Returns
     -------
     DataFrame
-        Columns ``model, variable, lead_hours, value, baseline, skill``.
+        Columns ``model, variable, lead_hours, metric, [threshold, scale, region,] value, n,
+        baseline, skill``.
     """
-    keys = ["model", "variable", "lead_hours"]
-    mean = df.groupby(keys, dropna=False)["value"].mean().reset_index()
-    base = mean[mean["model"] == baseline].rename(columns={"value": "baseline"}).drop(columns="model")
-    out = mean.merge(base, on=["variable", "lead_hours"], how="left")
-    if lower_is_better:
-        out["skill"] = 1.0 - out["value"] / out["baseline"].where(out["baseline"] != 0)
-    else:
-        out["skill"] = out["value"] - out["baseline"]
-    return out
+    return skill_card(df, baseline, by="model", lead="lead_hours")
 
 
 def pretty_units(units: str) -> str:
@@ -111,15 +109,11 @@ def _error_scale(variable: str) -> tuple[float, str]:
     return scale.factor, pretty_units(scale.units)
 
 
-#: Metrics in the units of the verified variable (the others are dimensionless).
-METRICS_IN_VARIABLE_UNITS: frozenset[str] = frozenset({"rmse", "mae", "bias", "spread"})
-
-
 def metric_units(metric: str, variable: str) -> str:
     """Display units of a metric's values (those of :func:`scores_table`): the variable's display
-    units for errors and spread (dam for geopotential, hPa for pressure, K for temperature), ""
-    for dimensionless skill scores."""
-    return _error_scale(variable)[1] if metric.lower() in METRICS_IN_VARIABLE_UNITS else ""
+    units for errors and spread (dam for geopotential, hPa for pressure, K for temperature), their
+    square for the MSE, "" for dimensionless skill scores."""
+    return registry.metric_units(metric, _error_scale(variable)[1])
 
 
 @st.cache_data(ttl="30s", show_spinner=False)

@@ -114,10 +114,11 @@ def test_scorecard_skill_signs():
             "model": ["a", "base", "a", "base"],
             "variable": "t2m",
             "lead_hours": [6, 6, 12, 12],
+            "metric": "rmse",
             "value": [1.0, 2.0, 3.0, 2.0],
         }
     )
-    card = scorecard(df, "base", lower_is_better=True).set_index(["model", "lead_hours"])
+    card = scorecard(df, "base").set_index(["model", "lead_hours"])
     assert card.loc[("a", 6), "skill"] == pytest.approx(0.5)
     assert card.loc[("a", 12), "skill"] == pytest.approx(-0.5)
     assert charts.scorecard(card.reset_index(), "rmse", "base", True).data[0].z.shape == (2, 2)

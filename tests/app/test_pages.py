@@ -117,8 +117,15 @@ def test_verification_scorecard(app_env):
     at = run_page("pages/verification.py", kind="nowcast", metric="fss")
     assert selectbox(at, "Metric").value == "fss"
     assert selectbox(at, "Baseline").value == "nowcast/persistence"
+    # FSS has a threshold and a window: the card shows one of each, chosen in the sidebar
+    threshold, window = selectbox(at, "Threshold"), selectbox(at, "Window")
+    assert threshold.value is not None and window.value is not None
     assert any(s.value == "Scorecard" for s in at.subheader)
     assert not at.info
+    last = len(threshold.options) - 1
+    threshold.select_index(last).run()
+    assert selectbox(at, "Threshold").index == last
+    assert not at.exception and not at.info
 
 
 def _fill_downscale(at: AppTest, source: str) -> None:
