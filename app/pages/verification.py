@@ -48,7 +48,11 @@ with st.sidebar:
         choices = sorted(levels[column].dropna().unique().tolist()) if needed else []
         if choices:
             unit = verification.units_of(variable) if column == "threshold" else "px"
-            chosen = st.selectbox(label, choices, format_func=lambda v, u=unit: f"{v:g} {u}".strip(), key=f"verification_{column}")
+
+            def with_unit(value: float, unit: str = unit) -> str:
+                return f"{value:g} {unit}".strip()
+
+            chosen = st.selectbox(label, choices, format_func=with_unit, key=f"verification_{column}")
             card_scores = card_scores[card_scores[column] == chosen]
 lower = info.orientation in ("lower", "target")
 st.subheader("Scorecard")
