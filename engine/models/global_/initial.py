@@ -33,7 +33,7 @@ Three steps turn an analysis into a shallow-water state:
 Ensembles come from analysis members (one state per member) or from random balanced spectral
 perturbations of one analysis (:func:`perturb`), seeded for reproducibility.
 
-Public API: ``regrid_bilinear``, ``LinearBalance``, ``InitialState``, ``initial_state``, ``perturb``,
+Public API: ``regrid_bilinear``, ``LinearBalance``, ``InitialState``, ``initial_state``, ``select_members``, ``perturb``,
 ``datetime64_ns``.
 """
 
@@ -271,6 +271,34 @@ def _select_time(ds: xr.Dataset, init_time: np.datetime64 | str | None, source: 
     return ds.isel({tdim: int(hits[0])})
 
 
+def select_members(
+    ds: xr.Dataset, members: Sequence[int] | int | None, source: str
+) -> tuple[xr.Dataset, np.ndarray | None]:
+    """The analysis members to start from, always with a ``member`` dim.
+
+    ``members``: an int ``N`` (the first ``N``), labels, or ``None`` (all). A dataset without a
+    member dim gets one of size 1 (label 0), and ``None`` is returned as its labels.
+
+    Raises
+    ------
+    CoordError
+        ``N`` outside ``1..n_members``, or labels the analysis does not have (named with ``source``).
+    """
+    if "member" not in ds.dims:
+        return ds.expand_dims(member=[0]), None
+    labels = ds["member"].values
+    if isinstance(members, int):
+        if not 1 <= members <= labels.size:
+            raise CoordError(f"{source}: members={members}, but the analysis has {labels.size} members")
+        labels = labels[:members]
+    elif members is not None:
+        missing = sorted(set(members) - set(labels.tolist()))
+        if missing:
+            raise CoordError(f"{source}: no member {missing}; has {labels.tolist()}")
+        labels = np.asarray(list(members))
+    return ds.sel(member=labels), np.asarray(labels)
+
+
 def initial_state(
     ds: xr.Dataset,
     model: ShallowWaterModel,
@@ -320,21 +348,8 @@ def initial_state(
             raise CoordError(f"{source}: no {c!r} coordinate; a regular latitude-longitude grid is required")
     ds = _select_time(ds, init_time, source)
     t0 = ds["time"].values if "time" in ds.coords else np.datetime64(init_time or "NaT")
-    if "member" in ds.dims:
-        labels = ds["member"].values
-        if isinstance(members, int):
-            if not 1 <= members <= labels.size:
-                raise CoordError(f"{source}: members={members}, but the analysis has {labels.size} members")
-            labels = labels[:members]
-        elif members is not None:
-            missing = sorted(set(members) - set(labels.tolist()))
-            if missing:
-                raise CoordError(f"{source}: no member {missing}; has {labels.tolist()}")
-            labels = np.asarray(list(members))
-        ds = ds.sel(member=labels)
-    else:
-        labels = np.array([0])
-        ds = ds.expand_dims(member=labels)
+    ds, picked = select_members(ds, members, source)
+    labels = picked if picked is not None else np.array([0])
     names = ["z500"] + (["u500", "v500"] if has_u else [])
     ds = ds[names].transpose("member", "lat", "lon")
     g = model.spec

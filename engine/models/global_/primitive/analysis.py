@@ -72,7 +72,7 @@ import torch
 import xarray as xr
 
 from engine.errors import CoordError, VariableNotFoundError
-from engine.models.global_.initial import LinearBalance, _select_time, datetime64_ns, regrid_bilinear
+from engine.models.global_.initial import LinearBalance, _select_time, datetime64_ns, regrid_bilinear, select_members
 from engine.models.global_.primitive.vertical import (
     GRAVITY,
     R_DRY,
@@ -189,24 +189,6 @@ def _level_inventory(ds: xr.Dataset, source: str) -> dict[str, dict[float, str]]
     return inv
 
 
-def _select_members(
-    ds: xr.Dataset, members: Sequence[int] | int | None, source: str
-) -> tuple[xr.Dataset, np.ndarray | None]:
-    if "member" not in ds.dims:
-        return ds.expand_dims(member=[0]), None
-    labels = ds["member"].values
-    if isinstance(members, int):
-        if not 1 <= members <= labels.size:
-            raise CoordError(f"{source}: members={members}, but the analysis has {labels.size} members")
-        labels = labels[:members]
-    elif members is not None:
-        missing = sorted(set(members) - set(labels.tolist()))
-        if missing:
-            raise CoordError(f"{source}: no member {missing}; has {labels.tolist()}")
-        labels = np.asarray(list(members))
-    return ds.sel(member=labels), np.asarray(labels)
-
-
 def _check_values(name: str, base: str, arr: np.ndarray, level: float, source: str) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -310,7 +292,7 @@ def read_pressure_levels(
             raise CoordError(f"{source}: no {c!r} coordinate; a regular latitude-longitude grid is required")
     ds = _select_time(ds, init_time, source)
     t0 = datetime64_ns(ds["time"].values if "time" in ds.coords else init_time)
-    ds, labels = _select_members(ds, members, source)
+    ds, labels = select_members(ds, members, source)
     wanted: dict[str, list[float]] = {"z": common, "t": common}
     if "u" in inv and (wind := sorted(set(inv["u"]) & set(inv["v"]))):
         wanted["u"] = wanted["v"] = wind
